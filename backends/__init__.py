@@ -1,0 +1,82 @@
+"""The registry of backends: the ONLY place that knows which backends exist.
+
+Each entry names the module that holds the adapter and the Python packages its
+framework needs. Nothing here imports a framework: ``get`` imports the adapter
+module on demand (in a worker process), and ``is_installed`` only asks the
+import system whether the packages could be found.
+
+Out-of-tree backends can be registered with the environment variable
+``TRIBENCH_EXTRA_BACKENDS="name=package.module[,name2=...]"``; the module must
+expose ``backend()`` returning an object that satisfies ``backends.base.Backend``.
+The test suite uses this to run a fake backend through real worker processes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from dataclasses import dataclass
+
+from harness.errors import InvalidChoice, InvalidValue
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    name: str
+    module: str                 # module exposing backend()
+    requires: tuple[str, ...]   # top-level import names that must be findable
+    install_hint: str
+
+
+_BUILTIN = (
+    BackendEntry("torch", "backends.torch.adapter", ("torch",), "pip install -e '.[torch]'"),
+    BackendEntry(
+        "tensorflow", "backends.tensorflow.adapter", ("tensorflow", "keras"),
+        "pip install -e '.[tensorflow]'",
+    ),
+    BackendEntry("jax", "backends.jax.adapter", ("jax", "flax", "optax"), "pip install -e '.[jax]'"),
+)
+
+EXTRA_ENV = "TRIBENCH_EXTRA_BACKENDS"
+
+
+def _extra_entries() -> tuple[BackendEntry, ...]:
+    raw = os.environ.get(EXTRA_ENV, "")
+    entries = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, sep, module = item.partition("=")
+        if not sep or not name.strip() or not module.strip():
+            raise InvalidValue(f"{EXTRA_ENV} entries look like name=package.module, got {item!r}")
+        entries.append(BackendEntry(name.strip(), module.strip(), (), "(registered via " + EXTRA_ENV + ")"))
+    return tuple(entries)
+
+
+def entries() -> dict[str, BackendEntry]:
+    return {entry.name: entry for entry in _BUILTIN + _extra_entries()}
+
+
+def names() -> list[str]:
+    return list(entries())
+
+
+def entry(name: str) -> BackendEntry:
+    known = entries()
+    if name not in known:
+        raise InvalidChoice("backend", name, known)
+    return known[name]
+
+
+def missing_packages(name: str) -> list[str]:
+    """The required packages of backend ``name`` that cannot be imported here (no import done)."""
+    return [pkg for pkg in entry(name).requires if importlib.util.find_spec(pkg) is None]
+
+
+def is_installed(name: str) -> bool:
+    return not missing_packages(name)
+
+
+def get(name: str):
+    """Import the adapter of ``name`` (and so its framework) and return its Backend."""
+    module = importlib.import_module(entry(name).module)
+    return module.backend()

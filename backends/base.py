@@ -1,0 +1,75 @@
+"""The Backend protocol every framework adapter implements (see DESIGN.md).
+
+A backend says whether its framework is usable here (``availability``) and
+turns a ``CaseSpec`` into a ``Session``: model, synthetic data and optimizer,
+already on the device. The harness only ever calls ``step``/``sync`` inside
+its timed loop. A case the backend cannot run faithfully (bf16 on a device
+without it, a device that is absent) raises ``CaseSkipped`` with the reason,
+so it is reported as ``skipped`` rather than crashed or silently changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from harness.readings import Reading
+from harness.spec import CaseSpec
+
+MemoryReading = tuple[Reading, ...]
+
+
+class CaseSkipped(Exception):
+    """The backend cannot run this case as specified; the message says why."""
+
+
+@dataclass(frozen=True)
+class Availability:
+    name: str
+    installed: bool
+    version: str | None = None
+    devices: tuple[str, ...] = ()          # neutral kinds usable now: cpu, gpu, tpu, mps
+    device_names: dict[str, str] = field(default_factory=dict)  # kind -> human name
+    reason: str | None = None              # why not installed / not usable
+    install_hint: str | None = None        # the command that installs it
+    details: dict[str, Any] = field(default_factory=dict)  # build info, threads, flags
+    notes: tuple[str, ...] = ()            # caveats users should see in `list backends`
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["devices"] = list(self.devices)
+        data["notes"] = list(self.notes)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Availability":
+        data = dict(data)
+        data["devices"] = tuple(data.get("devices", ()))
+        data["notes"] = tuple(data.get("notes", ()))
+        return cls(**data)
+
+
+@runtime_checkable
+class Session(Protocol):
+    def step(self) -> object:
+        """Run one train or inference step; return a handle to its result."""
+
+    def sync(self, handle: object) -> None:
+        """Block until the device has finished the step that produced ``handle``."""
+
+    def memory(self) -> MemoryReading:
+        """Allocator peaks since build, each naming its source; unavailable with a reason."""
+
+    def param_count(self) -> int:
+        """Trainable parameters of the model as built."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str
+
+    def availability(self) -> Availability:
+        """Installed? Version? Devices? Why not?"""
+
+    def build(self, case: CaseSpec) -> Session:
+        """Model + synthetic data + optimizer on the case's device; raise CaseSkipped if unsupported."""

@@ -1,0 +1,77 @@
+"""The case spec: one point of the benchmark matrix.
+
+A case is backend x workload x size x mode x batch size x precision x compile
+mode x device. Strings from the command line or a suite file are parsed into a
+frozen ``CaseSpec`` once, at the boundary; everything after works with typed
+values. The case ``id`` is built from the fields alone, so the same spec always
+gives the same id and runs can be joined on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping
+
+from harness.errors import InvalidChoice, InvalidValue
+
+SIZES = ("tiny", "small", "standard")
+MODES = ("train", "infer")
+PRECISIONS = ("fp32", "bf16", "fp16")
+COMPILE_MODES = ("eager", "compiled")
+DEVICES = ("cpu", "gpu", "tpu", "mps")
+DEVICE_CHOICES = DEVICES + ("auto",)
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    backend: str
+    workload: str
+    size: str
+    mode: str
+    batch_size: int
+    precision: str = "fp32"
+    compile: str = "eager"
+    device: str = "cpu"
+
+    @property
+    def id(self) -> str:
+        return (
+            f"{self.backend}/{self.workload}-{self.size}/{self.mode}/bs{self.batch_size}"
+            f"/{self.precision}/{self.compile}/{self.device}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "CaseSpec":
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise InvalidValue(f"unknown case fields: {', '.join(sorted(unknown))}")
+        return cls(**{k: data[k] for k in names if k in data})
+
+
+def check_choice(what: str, value: str, choices: tuple[str, ...] | list[str]) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise InvalidChoice."""
+    if value not in choices:
+        raise InvalidChoice(what, value, choices)
+    return value
+
+
+def parse_batch_size(value: object) -> int:
+    """A batch size is a whole number above zero; '32' and 32 both work."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.lstrip("+").isdigit():
+        raise InvalidValue(f"batch size must be a whole number above 0, got {value!r}")
+    number = int(text)
+    if number <= 0:
+        raise InvalidValue(f"batch size must be a whole number above 0, got {value!r}")
+    return number
+
+
+def split_list(value: str | None) -> list[str]:
+    """Split a comma-separated CLI value, dropping blanks and keeping order."""
+    if value is None:
+        return []
+    return [part.strip() for part in value.split(",") if part.strip()]

@@ -1,0 +1,337 @@
+"""The workloads, defined once and framework-neutrally.
+
+Each workload family (cnn, rnn, transformer) has three sizes. A size is a
+frozen architecture spec; every backend builds its model from the same spec
+object, and the analytic parameter count and FLOPs below are derived from it,
+so all backends are checked against one number.
+
+Conventions shared by every backend:
+
+* Parameter counts are *trainable* parameters. BatchNorm contributes its scale
+  and offset (2 per channel); its running statistics are buffers. Convolutions
+  in ResNets carry no bias. LSTMs carry ONE bias per gate (Keras/Flax
+  convention); PyTorch's ``nn.LSTM`` carries a second one (``bias_hh``), which
+  adds ``4 * hidden`` per layer: ``param_count(spec, lstm_second_bias=True)``.
+* FLOPs count multiply-adds of convolutions and matrix products as 2 FLOPs
+  (the same operations ``torch.utils.flop_counter`` and XLA count); element-wise
+  work (activations, normalisation, pooling, softmax, gate non-linearities,
+  residual adds) is left out. A training step is counted as 3x the forward
+  pass (forward + backward of activations + backward of weights).
+* Data is synthetic: float inputs ~ N(0, 1), integer tokens and labels
+  uniform, generated once on the device from a fixed seed.
+* Training uses Adam (lr 1e-3) on softmax cross-entropy; inference is the
+  forward pass with no gradient tracking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from harness.errors import InvalidChoice
+from harness.spec import SIZES
+
+TRAIN_FLOPS_FACTOR = 3
+LEARNING_RATE = 1e-3
+SEED = 0
+
+
+# ---------------------------------------------------------------- architectures
+
+
+@dataclass(frozen=True)
+class ConvNetSpec:
+    """Plain conv stack: each conv is (filters, kernel, pool_after); valid padding, stride 1."""
+
+    height: int
+    width: int
+    channels: int
+    convs: tuple[tuple[int, int, bool], ...]
+    dense: tuple[int, ...]
+    classes: int
+
+
+@dataclass(frozen=True)
+class ResNetSpec:
+    """ResNet v1.5 (stride on the 3x3 conv of a bottleneck), BatchNorm, no conv biases.
+
+    ``stem="imagenet"``: 7x7/2 conv + 3x3/2 max-pool; ``stem="cifar"``: 3x3/1 conv, no pool.
+    """
+
+    height: int
+    width: int
+    channels: int
+    classes: int
+    block: str                      # "basic" | "bottleneck"
+    stage_blocks: tuple[int, ...]
+    stage_widths: tuple[int, ...]
+    stem: str                       # "imagenet" | "cifar"
+    stem_width: int = 64
+
+    @property
+    def expansion(self) -> int:
+        return 4 if self.block == "bottleneck" else 1
+
+
+@dataclass(frozen=True)
+class LSTMClassifierSpec:
+    """Stacked LSTMs over float features; a dense classifier on the last step."""
+
+    timesteps: int
+    features: int
+    hidden: tuple[int, ...]
+    classes: int
+
+
+@dataclass(frozen=True)
+class LSTMLanguageModelSpec:
+    """Embedding -> stacked LSTMs -> dense over the vocabulary at every step; next-token loss."""
+
+    vocab: int
+    embed: int
+    hidden: int
+    layers: int
+    timesteps: int
+
+
+@dataclass(frozen=True)
+class TransformerSpec:
+    """Pre-LayerNorm encoder with sinusoidal positions and a per-token vocabulary head.
+
+    Block: x + MHA(LN(x)); x + FFN(LN(x)) with GELU; then a final LN and the head.
+    Attention projections (q, k, v, out) and dense layers carry biases.
+    """
+
+    vocab: int
+    seq_len: int
+    d_model: int
+    heads: int
+    d_ff: int
+    layers: int
+
+
+Architecture = Union[ConvNetSpec, ResNetSpec, LSTMClassifierSpec, LSTMLanguageModelSpec, TransformerSpec]
+
+
+# ---------------------------------------------------------------- parameters
+
+
+def _dense_params(inputs: int, outputs: int) -> int:
+    return inputs * outputs + outputs
+
+
+def _lstm_params(inputs: int, hidden: int, second_bias: bool) -> int:
+    biases = 2 if second_bias else 1
+    return 4 * hidden * (inputs + hidden) + biases * 4 * hidden
+
+
+def _convnet_feature_size(spec: ConvNetSpec) -> tuple[int, int, int]:
+    height, width, channels = spec.height, spec.width, spec.channels
+    for filters, kernel, pool in spec.convs:
+        height, width, channels = height - kernel + 1, width - kernel + 1, filters
+        if pool:
+            height, width = height // 2, width // 2
+    return height, width, channels
+
+
+def _resnet_blocks(spec: ResNetSpec):
+    """Yield (in_channels, width, out_channels, stride) for every residual block."""
+    in_channels = spec.stem_width
+    for stage, (blocks, width) in enumerate(zip(spec.stage_blocks, spec.stage_widths)):
+        for index in range(blocks):
+            stride = 2 if (stage > 0 and index == 0) else 1
+            out_channels = width * spec.expansion
+            yield in_channels, width, out_channels, stride
+            in_channels = out_channels
+
+
+def _resnet_block_convs(in_ch: int, width: int, out_ch: int, stride: int, block: str):
+    """(kernel, in, out, stride) of each conv in a block, shortcut projection last."""
+    if block == "basic":
+        convs = [(3, in_ch, width, stride), (3, width, out_ch, 1)]
+    else:
+        convs = [(1, in_ch, width, 1), (3, width, width, stride), (1, width, out_ch, 1)]
+    if stride != 1 or in_ch != out_ch:
+        convs.append((1, in_ch, out_ch, stride))
+    return convs
+
+
+def _resnet_stem(spec: ResNetSpec) -> tuple[int, int]:
+    """(kernel, stride) of the stem conv."""
+    return (7, 2) if spec.stem == "imagenet" else (3, 1)
+
+
+def param_count(spec: Architecture, lstm_second_bias: bool = False) -> int:
+    """Trainable parameters of ``spec`` (see the module docstring for conventions)."""
+    if isinstance(spec, ConvNetSpec):
+        total, channels = 0, spec.channels
+        for filters, kernel, _ in spec.convs:
+            total += kernel * kernel * channels * filters + filters
+            channels = filters
+        height, width, channels = _convnet_feature_size(spec)
+        inputs = height * width * channels
+        for units in spec.dense + (spec.classes,):
+            total += _dense_params(inputs, units)
+            inputs = units
+        return total
+    if isinstance(spec, ResNetSpec):
+        kernel, _ = _resnet_stem(spec)
+        total = kernel * kernel * spec.channels * spec.stem_width + 2 * spec.stem_width
+        for block in _resnet_blocks(spec):
+            for k, cin, cout, _ in _resnet_block_convs(*block, spec.block):
+                total += k * k * cin * cout + 2 * cout
+        final = spec.stage_widths[-1] * spec.expansion
+        return total + _dense_params(final, spec.classes)
+    if isinstance(spec, LSTMClassifierSpec):
+        total, inputs = 0, spec.features
+        for hidden in spec.hidden:
+            total += _lstm_params(inputs, hidden, lstm_second_bias)
+            inputs = hidden
+        return total + _dense_params(inputs, spec.classes)
+    if isinstance(spec, LSTMLanguageModelSpec):
+        total = spec.vocab * spec.embed
+        inputs = spec.embed
+        for _ in range(spec.layers):
+            total += _lstm_params(inputs, spec.hidden, lstm_second_bias)
+            inputs = spec.hidden
+        return total + _dense_params(spec.hidden, spec.vocab)
+    if isinstance(spec, TransformerSpec):
+        d = spec.d_model
+        layer_norm = 2 * d
+        block = layer_norm + 4 * _dense_params(d, d) + layer_norm
+        block += _dense_params(d, spec.d_ff) + _dense_params(spec.d_ff, d)
+        return spec.vocab * d + spec.layers * block + layer_norm + _dense_params(d, spec.vocab)
+    raise TypeError(f"unknown architecture {spec!r}")
+
+
+# ---------------------------------------------------------------- FLOPs
+
+
+def _conv_flops(kernel: int, cin: int, cout: int, height: int, width: int) -> int:
+    return 2 * kernel * kernel * cin * cout * height * width
+
+
+def _out_size(size: int, stride: int) -> int:
+    """Output size of a 'same'-padded strided layer (Keras same == PyTorch pad=k//2 here)."""
+    return -(-size // stride)
+
+
+def forward_flops_per_sample(spec: Architecture) -> int:
+    """Analytic forward FLOPs for one sample (conv and matmul multiply-adds x 2)."""
+    if isinstance(spec, ConvNetSpec):
+        total, height, width, channels = 0, spec.height, spec.width, spec.channels
+        for filters, kernel, pool in spec.convs:
+            height, width = height - kernel + 1, width - kernel + 1
+            total += _conv_flops(kernel, channels, filters, height, width)
+            channels = filters
+            if pool:
+                height, width = height // 2, width // 2
+        inputs = height * width * channels
+        for units in spec.dense + (spec.classes,):
+            total += 2 * inputs * units
+            inputs = units
+        return total
+    if isinstance(spec, ResNetSpec):
+        kernel, stride = _resnet_stem(spec)
+        height, width = _out_size(spec.height, stride), _out_size(spec.width, stride)
+        total = _conv_flops(kernel, spec.channels, spec.stem_width, height, width)
+        if spec.stem == "imagenet":
+            height, width = _out_size(height, 2), _out_size(width, 2)
+        for in_ch, mid, out_ch, block_stride in _resnet_blocks(spec):
+            out_h, out_w = _out_size(height, block_stride), _out_size(width, block_stride)
+            for k, cin, cout, conv_stride in _resnet_block_convs(in_ch, mid, out_ch, block_stride, spec.block):
+                # convs before the strided one in a bottleneck run at the input resolution
+                at_input = spec.block == "bottleneck" and k == 1 and cin == in_ch and cout == mid
+                h, w = (height, width) if at_input else (out_h, out_w)
+                total += _conv_flops(k, cin, cout, h, w)
+            height, width = out_h, out_w
+        return total + 2 * spec.stage_widths[-1] * spec.expansion * spec.classes
+    if isinstance(spec, LSTMClassifierSpec):
+        total, inputs = 0, spec.features
+        for hidden in spec.hidden:
+            total += spec.timesteps * 2 * 4 * hidden * (inputs + hidden)
+            inputs = hidden
+        return total + 2 * inputs * spec.classes
+    if isinstance(spec, LSTMLanguageModelSpec):
+        total, inputs = 0, spec.embed
+        for _ in range(spec.layers):
+            total += spec.timesteps * 2 * 4 * spec.hidden * (inputs + spec.hidden)
+            inputs = spec.hidden
+        return total + spec.timesteps * 2 * spec.hidden * spec.vocab
+    if isinstance(spec, TransformerSpec):
+        s, d = spec.seq_len, spec.d_model
+        projections = 2 * s * d * d * 4
+        attention = 2 * s * s * d * 2          # Q K^T and (softmax) V, summed over heads
+        ffn = 2 * s * d * spec.d_ff * 2
+        return spec.layers * (projections + attention + ffn) + 2 * s * d * spec.vocab
+    raise TypeError(f"unknown architecture {spec!r}")
+
+
+# ---------------------------------------------------------------- workloads
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    description: str
+    sizes: dict[str, Architecture]
+
+    def architecture(self, size: str) -> Architecture:
+        if size not in self.sizes:
+            raise InvalidChoice(f"size for workload {self.name}", size, self.sizes)
+        return self.sizes[size]
+
+    def tokens_per_sample(self, size: str) -> int | None:
+        """Sequence positions per sample, for tokens/s; None for non-sequence workloads."""
+        spec = self.architecture(size)
+        if isinstance(spec, LSTMClassifierSpec | LSTMLanguageModelSpec):
+            return spec.timesteps
+        if isinstance(spec, TransformerSpec):
+            return spec.seq_len
+        return None
+
+    def flops_per_step(self, size: str, mode: str, batch_size: int) -> int:
+        forward = forward_flops_per_sample(self.architecture(size)) * batch_size
+        return forward * TRAIN_FLOPS_FACTOR if mode == "train" else forward
+
+    def expected_params(self, size: str, lstm_second_bias: bool = False) -> int:
+        return param_count(self.architecture(size), lstm_second_bias)
+
+
+WORKLOADS: dict[str, Workload] = {
+    "cnn": Workload(
+        "cnn",
+        "image classification: small conv net (tiny), ResNet-18 on CIFAR shapes (small), ResNet-50 v1.5 (standard)",
+        {
+            "tiny": ConvNetSpec(28, 28, 1, ((32, 3, True), (64, 3, True), (64, 3, False)), (64,), 10),
+            "small": ResNetSpec(32, 32, 3, 10, "basic", (2, 2, 2, 2), (64, 128, 256, 512), "cifar"),
+            "standard": ResNetSpec(224, 224, 3, 1000, "bottleneck", (3, 4, 6, 3), (64, 128, 256, 512), "imagenet"),
+        },
+    ),
+    "rnn": Workload(
+        "rnn",
+        "LSTMs: 3-layer sequence classifier (tiny), 2-layer LSTM language models (small, standard)",
+        {
+            "tiny": LSTMClassifierSpec(32, 32, (64, 64, 64), 10),
+            "small": LSTMLanguageModelSpec(vocab=10_000, embed=256, hidden=256, layers=2, timesteps=32),
+            "standard": LSTMLanguageModelSpec(vocab=10_000, embed=1024, hidden=1024, layers=2, timesteps=64),
+        },
+    ),
+    "transformer": Workload(
+        "transformer",
+        "pre-LN transformer encoder with per-token vocabulary head (standard = BERT-base shape)",
+        {
+            "tiny": TransformerSpec(vocab=1_000, seq_len=32, d_model=64, heads=4, d_ff=256, layers=2),
+            "small": TransformerSpec(vocab=8_000, seq_len=128, d_model=256, heads=4, d_ff=1024, layers=4),
+            "standard": TransformerSpec(vocab=30_522, seq_len=128, d_model=768, heads=12, d_ff=3072, layers=12),
+        },
+    ),
+}
+
+assert all(tuple(w.sizes) == SIZES for w in WORKLOADS.values())
+
+
+def get(name: str) -> Workload:
+    if name not in WORKLOADS:
+        raise InvalidChoice("workload", name, WORKLOADS)
+    return WORKLOADS[name]

@@ -1,0 +1,8 @@
+"""Shared pytest set-up: the repository root is importable (harness, backends, suites, reports, tests)."""
+
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
