@@ -8,7 +8,7 @@ keeps its traceback.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 
 class TribenchError(Exception):

@@ -7,8 +7,9 @@ that could not be taken has ``value=None`` and a ``reason``; it is never 0.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class Reading:
             raise ValueError(f"reading {self.name!r} has no value and no reason")
 
     @classmethod
-    def unavailable(cls, name: str, unit: str, source: str, scope: str, reason: str) -> "Reading":
+    def unavailable(cls, name: str, unit: str, source: str, scope: str, reason: str) -> Reading:
         return cls(name=name, unit=unit, source=source, scope=scope, value=None, reason=reason)
 
     @property
@@ -38,5 +39,5 @@ class Reading:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Reading":
+    def from_dict(cls, data: Mapping[str, Any]) -> Reading:
         return cls(**{k: data.get(k) for k in ("name", "unit", "source", "scope", "value", "reason")})

@@ -9,8 +9,9 @@ gives the same id and runs can be joined on it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 from harness.errors import InvalidChoice, InvalidValue
 
@@ -44,7 +45,7 @@ class CaseSpec:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "CaseSpec":
+    def from_dict(cls, data: Mapping[str, Any]) -> CaseSpec:
         names = {f.name for f in fields(cls)}
         unknown = set(data) - names
         if unknown:

@@ -1,0 +1,79 @@
+"""Framework-neutral workloads and suite files, and their expansion into case specs.
+
+``expand(matrix)`` turns a matrix (lists of values per axis) into the list of
+``CaseSpec``; ``suite_file.load`` reads a matrix from a TOML suite file.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field, replace
+
+import backends
+from harness.errors import InvalidValue
+from harness.spec import (
+    COMPILE_MODES,
+    DEVICE_CHOICES,
+    MODES,
+    PRECISIONS,
+    SIZES,
+    CaseSpec,
+    check_choice,
+    parse_batch_size,
+)
+from suites import workloads
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """One value list per axis of the case matrix; every combination is a case."""
+
+    backends: tuple[str, ...]
+    workloads: tuple[str, ...]
+    sizes: tuple[str, ...] = ("tiny",)
+    modes: tuple[str, ...] = ("train", "infer")
+    batch_sizes: tuple[int, ...] = (32,)
+    precisions: tuple[str, ...] = ("fp32",)
+    compile: tuple[str, ...] = ("eager",)
+    devices: tuple[str, ...] = ("auto",)
+    description: str = field(default="", compare=False)
+
+    def override(self, **axes: list | tuple | None) -> Matrix:
+        """A copy with every axis given (non-empty) replaced, e.g. from CLI flags."""
+        given = {name: tuple(values) for name, values in axes.items() if values}
+        return replace(self, **given)
+
+    def validated(self) -> Matrix:
+        """Check every value of every axis; raises InvalidChoice/InvalidValue naming the valid ones."""
+        for axis, choices in (
+            ("backend", backends.names()), ("workload", list(workloads.WORKLOADS)), ("size", SIZES),
+            ("mode", MODES), ("precision", PRECISIONS), ("compile mode", COMPILE_MODES),
+            ("device", DEVICE_CHOICES),
+        ):
+            for value in getattr(self, _AXIS_FIELDS[axis]):
+                check_choice(axis, value, choices)
+        sizes = tuple(parse_batch_size(value) for value in self.batch_sizes)
+        for axis in _AXIS_FIELDS.values():
+            if not getattr(self, axis):
+                raise InvalidValue(f"the case matrix has no {axis}; give at least one")
+        return replace(self, batch_sizes=sizes)
+
+
+_AXIS_FIELDS = {
+    "backend": "backends", "workload": "workloads", "size": "sizes", "mode": "modes",
+    "precision": "precisions", "compile mode": "compile", "device": "devices",
+}
+
+
+def expand(matrix: Matrix) -> list[CaseSpec]:
+    """Every combination of the (validated) matrix, backends side by side per workload point."""
+    matrix = matrix.validated()
+    product = itertools.product(
+        matrix.workloads, matrix.sizes, matrix.modes, matrix.batch_sizes, matrix.precisions,
+        matrix.compile, matrix.devices, matrix.backends,
+    )
+    specs = [
+        CaseSpec(backend=b, workload=w, size=s, mode=m, batch_size=n, precision=p, compile=c, device=d)
+        for w, s, m, n, p, c, d, b in product
+    ]
+    return list(dict.fromkeys(specs))  # drop repeats a matrix may spell twice, keep order

@@ -26,7 +26,6 @@ Conventions shared by every backend:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 from harness.errors import InvalidChoice
 from harness.spec import SIZES
@@ -110,7 +109,7 @@ class TransformerSpec:
     layers: int
 
 
-Architecture = Union[ConvNetSpec, ResNetSpec, LSTMClassifierSpec, LSTMLanguageModelSpec, TransformerSpec]
+Architecture = ConvNetSpec | ResNetSpec | LSTMClassifierSpec | LSTMLanguageModelSpec | TransformerSpec
 
 
 # ---------------------------------------------------------------- parameters
@@ -137,7 +136,7 @@ def _convnet_feature_size(spec: ConvNetSpec) -> tuple[int, int, int]:
 def _resnet_blocks(spec: ResNetSpec):
     """Yield (in_channels, width, out_channels, stride) for every residual block."""
     in_channels = spec.stem_width
-    for stage, (blocks, width) in enumerate(zip(spec.stage_blocks, spec.stage_widths)):
+    for stage, (blocks, width) in enumerate(zip(spec.stage_blocks, spec.stage_widths, strict=True)):
         for index in range(blocks):
             stride = 2 if (stage > 0 and index == 0) else 1
             out_channels = width * spec.expansion
@@ -239,7 +238,7 @@ def forward_flops_per_sample(spec: Architecture) -> int:
             height, width = _out_size(height, 2), _out_size(width, 2)
         for in_ch, mid, out_ch, block_stride in _resnet_blocks(spec):
             out_h, out_w = _out_size(height, block_stride), _out_size(width, block_stride)
-            for k, cin, cout, conv_stride in _resnet_block_convs(in_ch, mid, out_ch, block_stride, spec.block):
+            for k, cin, cout, _ in _resnet_block_convs(in_ch, mid, out_ch, block_stride, spec.block):
                 # convs before the strided one in a bottleneck run at the input resolution
                 at_input = spec.block == "bottleneck" and k == 1 and cin == in_ch and cout == mid
                 h, w = (height, width) if at_input else (out_h, out_w)

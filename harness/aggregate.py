@@ -1,0 +1,100 @@
+"""Turn a case's per-process results (one per repeat) into its status and metrics.
+
+Summaries are computed from the pooled raw samples of every successful repeat;
+the median of each process is kept too, so between-process variance is
+visible (and usable by comparisons). Each metric names its unit and source.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from harness.spec import CaseSpec
+from harness.stats import summarize
+from suites import workloads
+
+STATUS_ORDER = ("ok", "skipped", "timeout", "failed")  # a case is as bad as its worst repeat
+
+STEP_TIME_SOURCE = "host wall clock (time.perf_counter) around step() + sync(), per step"
+
+
+def case_status(repeats: list[dict[str, Any]]) -> tuple[str, str | None]:
+    worst = max(repeats, key=lambda r: STATUS_ORDER.index(r["status"]))
+    return worst["status"], worst.get("error")
+
+
+def workload_facts(spec: CaseSpec) -> dict[str, Any]:
+    workload = workloads.get(spec.workload)
+    return {
+        "flops_per_step": {
+            "value": workload.flops_per_step(spec.size, spec.mode, spec.batch_size),
+            "unit": "FLOP",
+            "source": "analytic (suites.workloads; train = 3 x forward)",
+        },
+        "expected_params": workload.expected_params(spec.size, lstm_second_bias=spec.backend == "torch"),
+        "tokens_per_sample": workload.tokens_per_sample(spec.size),
+    }
+
+
+def _larger(new: dict[str, Any], current: dict[str, Any] | None) -> bool:
+    if current is None:
+        return True
+    if new["value"] is None:
+        return False
+    return current["value"] is None or new["value"] > current["value"]
+
+
+def _max_readings(repeats: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per reading name, the largest measured value over repeats (or the first unavailable one)."""
+    chosen: dict[str, dict[str, Any]] = {}
+    for repeat in repeats:
+        for reading in repeat.get("memory", []):
+            if _larger(reading, chosen.get(reading["name"])):
+                chosen[reading["name"]] = reading
+    return list(chosen.values())
+
+
+def case_metrics(spec: CaseSpec, repeats: list[dict[str, Any]]) -> dict[str, Any] | None:
+    ok = [r for r in repeats if r["status"] == "ok"]
+    if not ok:
+        return None
+    samples = [s for r in ok for s in r["timing"]["samples_s"]]
+    summary = summarize(samples)
+    median = summary["median"]
+    metrics: dict[str, Any] = {
+        "throughput": {
+            "value": spec.batch_size / median,
+            "unit": "samples/s",
+            "source": "batch_size / median step time",
+        },
+        "step_time": {
+            "unit": "s",
+            "source": STEP_TIME_SOURCE,
+            **summary,
+            "per_repeat_median": [statistics.median(r["timing"]["samples_s"]) for r in ok],
+            "stop_reasons": [r["timing"]["stop_reason"] for r in ok],
+            "warmup_steady": [r["timing"]["warmup_steady"] for r in ok],
+        },
+        "compile_time": {
+            "value": statistics.median(r["timing"]["compile_time_s"] for r in ok),
+            "unit": "s",
+            "source": "first step (trace/compile/autotune) incl. sync; median over repeats",
+            "per_repeat": [r["timing"]["compile_time_s"] for r in ok],
+        },
+        "setup_time": {
+            "value": statistics.median(r["setup_time_s"] for r in ok),
+            "unit": "s",
+            "source": "backend build(): model, data, optimizer on device; median over repeats",
+        },
+        "params": {"value": ok[0]["param_count"], "unit": "parameters", "source": "backend param_count()"},
+        "memory": _max_readings(ok),
+    }
+    tokens = workloads.get(spec.workload).tokens_per_sample(spec.size)
+    if tokens:
+        metrics["token_throughput"] = {
+            "value": spec.batch_size * tokens / median,
+            "unit": "tokens/s",
+            "source": "batch_size x sequence length / median step time",
+        }
+    return metrics

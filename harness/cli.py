@@ -1,0 +1,227 @@
+"""The ``tribench`` command line (typer + rich).
+
+Importing this module must stay cheap: no framework, no pandas. Framework
+facts come from subprocesses (``harness.availability``), results from files.
+User mistakes are ``TribenchError``s: one line on stderr, exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from harness.errors import InvalidValue, TribenchError
+from harness.spec import split_list
+
+app = typer.Typer(
+    help="Benchmark the same CNN, RNN and Transformer workloads through PyTorch, TensorFlow and JAX.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+out = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True)
+
+LIST_CHOICES = ("workloads", "backends", "suites", "devices")
+
+
+def parse_tags(tags: list[str]) -> dict[str, str]:
+    parsed = {}
+    for tag in tags:
+        key, sep, value = tag.partition("=")
+        if not sep or not key.strip():
+            raise InvalidValue(f"--tag takes KEY=VALUE, got {tag!r}")
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
+def _raise_keyboard_interrupt(signum, frame):  # SIGTERM (CI cancel) ends a run like Ctrl-C
+    raise KeyboardInterrupt
+
+
+@app.command()
+def run(
+    suite: str = typer.Option("smoke", help="Built-in suite name (smoke, standard) or path to a suite TOML file."),
+    backend: str | None = typer.Option(None, help="Backends, comma-separated: torch,tensorflow,jax."),
+    workload: str | None = typer.Option(None, help="Workloads, comma-separated: cnn,rnn,transformer."),
+    size: str | None = typer.Option(None, help="Sizes: tiny,small,standard."),
+    mode: str | None = typer.Option(None, help="Modes: train,infer."),
+    batch: str | None = typer.Option(None, help="Batch sizes, comma-separated whole numbers > 0."),
+    precision: str | None = typer.Option(None, help="Precisions: fp32,bf16,fp16."),
+    compile: str | None = typer.Option(None, help="Compile modes: eager,compiled."),
+    device: str | None = typer.Option(None, help="Devices: cpu,gpu,tpu,mps,auto (auto = best available)."),
+    repeats: int = typer.Option(1, min=1, help="Fresh processes per case (between-process variance)."),
+    min_time: float = typer.Option(1.0, help="Minimum measured seconds per process."),
+    max_time: float = typer.Option(10.0, help="Measurement budget in seconds per process."),
+    min_steps: int = typer.Option(10, help="Minimum measured steps per process."),
+    target_ci: float = typer.Option(0.02, help="Stop once the 95% CI of the median is within this fraction."),
+    timeout: float = typer.Option(600.0, help="Seconds before a worker process is killed (status timeout)."),
+    output: Path | None = typer.Option(None, help="Run file to write (default results/run-<id>.json)."),
+    tag: list[str] = typer.Option([], help="KEY=VALUE label stored in the run file; repeatable."),
+) -> None:
+    """Run a suite (default: smoke) and write a run file."""
+    from harness.results import new_run_id
+    from harness.run import default_output, run_cases, start_run
+    from harness.runner import RunOptions
+    from harness.timing import TimingConfig
+    from reports.table import summary_table
+    from suites import expand, suite_file
+
+    if timeout <= 0:
+        raise InvalidValue(f"--timeout must be above 0 seconds, got {timeout}")
+    matrix = suite_file.load(suite).override(
+        backends=split_list(backend), workloads=split_list(workload), sizes=split_list(size),
+        modes=split_list(mode), batch_sizes=split_list(batch), precisions=split_list(precision),
+        compile=split_list(compile), devices=split_list(device),
+    )
+    specs = expand(matrix)
+    timing = TimingConfig(min_steps=min_steps, min_time_s=min_time, max_time_s=max(max_time, min_time),
+                          target_ci=target_ci)
+    options = RunOptions(timing=timing, repeats=repeats, timeout_s=timeout)
+    run_id = new_run_id()
+    path = output or default_output(Path("results"), run_id)
+    with err.status("checking backends and devices…"):
+        run_file, planned = start_run(path, specs, options, parse_tags(tag), sys.argv, run_id)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    total = sum(1 if case.skip_reason else repeats for case in planned)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=err, transient=True) as progress:
+            task = progress.add_task("running", total=total)
+            progress.update(task, description=_next_label(planned, 0))
+
+            def on_result(spec, repeat, result):
+                progress.advance(task)
+                done = int(progress.tasks[0].completed)
+                progress.update(task, description=_next_label(planned, done, repeats))
+                err.print(f"{_status_mark(result['status'])} {escape(spec.id)}"
+                          + (f" (repeat {repeat + 1}/{repeats})" if repeats > 1 else ""))
+
+            run_cases(run_file, planned, options, on_result)
+    except KeyboardInterrupt:
+        finished = sum(1 for case in run_file.data["cases"] if case.get("status"))
+        err.print(f"[yellow]interrupted[/]: {finished} finished case(s) kept in {escape(str(path))}")
+        raise typer.Exit(130) from None
+    out.print(summary_table(run_file.data))
+    out.print(f"run file: {escape(str(path))}")
+
+
+def _status_mark(status: str) -> str:
+    return {"ok": "[green]ok[/]", "skipped": "[yellow]skipped[/]"}.get(status, f"[red]{status}[/]")
+
+
+def _next_label(planned, done: int, repeats: int = 1) -> str:
+    skipped = [case for case in planned if case.skip_reason]
+    runnable = [case for case in planned if not case.skip_reason]
+    index = done - len(skipped)
+    if index < 0 or not runnable or index >= len(runnable) * repeats:
+        return "running"
+    return escape(runnable[index % len(runnable)].spec.id)
+
+
+@app.command("list")
+def list_(what: str = typer.Argument(..., help="workloads | backends | suites | devices")) -> None:
+    """List workloads, backends (installed or not), suites or devices."""
+    from harness.spec import check_choice
+
+    check_choice("list topic", what, LIST_CHOICES)
+    {"workloads": _list_workloads, "backends": _list_backends, "suites": _list_suites,
+     "devices": _list_devices}[what]()
+
+
+def _list_workloads() -> None:
+    from suites import workloads
+
+    table = Table(title="workloads (parameters: Keras/Flax convention; PyTorch LSTMs add 4 x hidden per layer)")
+    for column in ("workload", "size", "parameters", "forward GFLOP/sample", "description"):
+        table.add_column(column)
+    for workload in workloads.WORKLOADS.values():
+        for size, spec in workload.sizes.items():
+            table.add_row(workload.name, size, f"{workload.expected_params(size):,}",
+                          f"{workloads.forward_flops_per_sample(spec) / 1e9:.4g}", workload.description)
+    out.print(table)
+
+
+def _availabilities():
+    import backends
+    from harness import availability
+
+    with err.status("asking each framework (one process each)…"):
+        return [availability.query(name) for name in backends.names()]
+
+
+def _list_backends() -> None:
+    table = Table(title="backends")
+    for column in ("backend", "installed", "version", "devices", "notes"):
+        table.add_column(column, overflow="fold")
+    for info in _availabilities():
+        notes = list(info.notes)
+        if info.reason:
+            notes.insert(0, info.reason + (f"; install with: {info.install_hint}" if not info.installed else ""))
+        table.add_row(info.name, "yes" if info.installed else "[red]missing[/]", info.version or "-",
+                      ", ".join(info.devices) or "-", escape("\n".join(notes)))
+    out.print(table)
+
+
+def _list_devices() -> None:
+    table = Table(title="devices per backend")
+    for column in ("backend", "device", "name"):
+        table.add_column(column)
+    for info in _availabilities():
+        if not info.devices:
+            table.add_row(info.name, "-", escape(info.reason or "no devices"))
+        for kind in info.devices:
+            table.add_row(info.name, kind, escape(info.device_names.get(kind, "")))
+    out.print(table)
+
+
+def _list_suites() -> None:
+    from suites import expand, suite_file
+
+    table = Table(title="suites (run one with: tribench run --suite NAME)")
+    for column in ("suite", "cases", "description"):
+        table.add_column(column)
+    for name in suite_file.builtin_names():
+        matrix = suite_file.load(name)
+        table.add_row(name, str(len(expand(matrix))), matrix.description)
+    out.print(table)
+
+
+@app.command()
+def env(as_json: bool = typer.Option(False, "--json", help="Print the capture as JSON.")) -> None:
+    """Print the environment a run would record (machine, accelerators, frameworks, fingerprint)."""
+    from harness import environment
+
+    frameworks = {info.name: info.to_dict() for info in _availabilities()}
+    captured = environment.capture(frameworks)
+    if as_json:
+        print(json.dumps(captured, indent=2))
+        return
+    _print_tree(captured)
+
+
+def _print_tree(data: dict, indent: int = 0) -> None:
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.print(" " * indent + f"[bold]{escape(str(key))}[/]:")
+            _print_tree(value, indent + 2)
+        else:
+            out.print(" " * indent + f"[bold]{escape(str(key))}[/]: {escape(json.dumps(value))}")
+
+
+def main() -> None:
+    try:
+        app()
+    except TribenchError as error:
+        err.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)
+        sys.exit(error.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""From requested specs to runnable ones: resolve ``auto`` devices, skip what cannot run here.
+
+The planner asks each backend's availability (in a subprocess, see
+``harness.availability``) once. A case whose framework is missing, whose
+framework failed to load, or whose device this backend cannot see is planned
+as ``skipped`` with the reason (and the install command), so the rest of the
+suite still runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from backends.base import Availability
+from harness.spec import CaseSpec
+
+DEVICE_PREFERENCE = ("gpu", "tpu", "mps", "cpu")
+
+
+@dataclass(frozen=True)
+class PlannedCase:
+    spec: CaseSpec
+    skip_reason: str | None = None
+
+
+def best_device(availability: Availability) -> str | None:
+    for kind in DEVICE_PREFERENCE:
+        if kind in availability.devices:
+            return kind
+    return None
+
+
+def plan_case(spec: CaseSpec, availability: Availability) -> PlannedCase:
+    if not availability.installed:
+        return PlannedCase(spec, f"{spec.backend} {availability.reason}; install with: {availability.install_hint}")
+    if availability.reason and not availability.devices:
+        return PlannedCase(spec, f"{spec.backend} cannot run here: {availability.reason}")
+    if spec.device == "auto":
+        device = best_device(availability)
+        if device is None:
+            return PlannedCase(spec, f"{spec.backend} reports no usable device")
+        return PlannedCase(replace(spec, device=device))
+    if spec.device not in availability.devices:
+        seen = ", ".join(availability.devices) or "none"
+        return PlannedCase(spec, f"no {spec.device} device visible to {spec.backend} (it sees: {seen})")
+    return PlannedCase(spec)
+
+
+def plan(specs: list[CaseSpec], availability_of: Callable[[str], Availability]) -> list[PlannedCase]:
+    planned = [plan_case(spec, availability_of(spec.backend)) for spec in specs]
+    return list({case.spec: case for case in planned}.values())  # auto may resolve onto an explicit device

@@ -1,0 +1,134 @@
+"""Run each planned case in fresh worker processes and record every result as it lands.
+
+Each process is ``python -m harness.worker IN.json OUT.json`` in a session of
+its own (so a timeout kills it and anything it started), with stdout and
+stderr captured. The parent blocks in ``communicate(timeout=...)`` — a select
+on the pipes, not a polling loop. A worker that raises, segfaults, is killed
+or outlives the timeout becomes a ``failed``/``timeout`` result carrying the
+tail of its stderr; the suite goes on. Repeats are interleaved (every case's
+first process, then every case's second, ...) so slow drifts of the machine
+spread over all cases rather than landing on one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.planner import PlannedCase
+from harness.results import RunFile
+from harness.spec import CaseSpec
+from harness.timing import TimingConfig
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+STDERR_TAIL_LINES = 25
+STDERR_TAIL_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    timing: TimingConfig = field(default_factory=TimingConfig)
+    repeats: int = 1
+    timeout_s: float = 600.0
+    python: str = sys.executable
+
+
+def tail(text: str, lines: int = STDERR_TAIL_LINES, chars: int = STDERR_TAIL_CHARS) -> str:
+    kept = "\n".join(text.rstrip().splitlines()[-lines:])
+    return kept[-chars:]
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def _worker_env() -> dict[str, str]:
+    env = dict(os.environ)
+    paths = [str(PROJECT_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def run_process(spec: CaseSpec, options: RunOptions) -> dict[str, Any]:
+    """One fresh worker for ``spec``; always returns a process result, whatever the worker did."""
+    with tempfile.TemporaryDirectory(prefix="tribench-") as folder:
+        request, output = Path(folder, "in.json"), Path(folder, "out.json")
+        request.write_text(json.dumps({"spec": spec.to_dict(), "timing": options.timing.to_dict()}))
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [options.python, "-m", "harness.worker", str(request), str(output)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True, env=_worker_env(), text=True, errors="replace",
+        )
+        try:
+            _, stderr = process.communicate(timeout=options.timeout_s)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            _kill_group(process)
+            _, stderr = process.communicate()
+            timed_out = True
+        except BaseException:  # Ctrl-C or SIGTERM while waiting: take the worker down with us
+            _kill_group(process)
+            process.wait()
+            raise
+        finally:
+            _kill_group(process)  # anything the worker left behind in its session
+        wall = time.perf_counter() - started
+        base = {"wall_s": wall, "exit_code": process.returncode, "stderr_tail": tail(stderr or "")}
+        if timed_out:
+            return {**base, "status": "timeout", "error": f"timed out after {options.timeout_s:g} s"}
+        if output.exists():
+            return {**base, **json.loads(output.read_text())}
+        return {**base, "status": "failed",
+                "error": f"worker {_describe_exit(process.returncode)}: {tail(stderr or '', 1) or 'no stderr'}"}
+
+
+def skipped_result(reason: str) -> dict[str, Any]:
+    return {"status": "skipped", "error": reason, "wall_s": 0.0, "exit_code": None, "stderr_tail": ""}
+
+
+Progress = Callable[[CaseSpec, int, dict[str, Any]], None]
+
+
+def execute(planned: list[PlannedCase], run_file: RunFile, options: RunOptions,
+            on_result: Progress | None = None, launch: Callable[..., dict[str, Any]] = run_process) -> None:
+    """Run every planned case ``options.repeats`` times, saving the run file after each process."""
+    for case in planned:
+        if case.skip_reason:
+            _record(run_file, case.spec, 0, skipped_result(case.skip_reason), on_result)
+    runnable = [case.spec for case in planned if not case.skip_reason]
+    for repeat in range(options.repeats):
+        for spec in runnable:
+            result = launch(spec, options)
+            _record(run_file, spec, repeat, result, on_result)
+        # a case its backend refused once is refused every time: do not start it again
+        runnable = [spec for spec in runnable if run_file.status_of(spec) != "skipped"]
+
+
+def _record(run_file: RunFile, spec: CaseSpec, repeat: int, result: dict[str, Any],
+            on_result: Progress | None) -> None:
+    run_file.record(spec, result)
+    if on_result:
+        on_result(spec, repeat, result)

@@ -1,0 +1,143 @@
+"""The timed loop: compile step apart, warm-up until steady, measure until the CI is tight.
+
+Every timed step is ``handle = session.step(); session.sync(handle)`` between two
+clock reads, so asynchronous dispatch is never timed alone. The clock is
+injected (``time.perf_counter`` by default) so that the whole procedure can be
+tested exactly with a fake clock.
+
+Procedure
+1. First step: trace / compile / autotune. Its time is ``compile_time_s`` and
+   is never mixed into the samples.
+2. Warm-up: keep stepping until the median of the last ``warmup_window`` steps
+   is within ``warmup_tolerance`` of the median of the window before it, or
+   until ``max_warmup_steps`` / ``max_warmup_time_s`` (then ``steady`` is False
+   and the result says so).
+3. Measurement: keep stepping until at least ``min_steps`` samples and
+   ``min_time_s`` seconds are in AND the 95% CI of the median is within
+   ``target_ci`` of it (``converged``), or ``max_time_s`` / ``max_steps`` is
+   reached first. The stopping rule is evaluated at geometrically spaced sample
+   counts (every ``check_growth`` x more), so the check costs O(n log n) in all
+   and never runs inside a timed step.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from harness.errors import InvalidValue
+from harness.stats import relative_ci_halfwidth
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class TimingConfig:
+    min_steps: int = 10
+    min_time_s: float = 1.0
+    max_time_s: float = 10.0
+    max_steps: int = 1_000_000
+    target_ci: float = 0.02
+    confidence: float = 0.95
+    warmup_window: int = 5
+    warmup_tolerance: float = 0.05
+    max_warmup_steps: int = 200
+    max_warmup_time_s: float = 5.0
+    check_growth: float = 1.05
+
+    def __post_init__(self) -> None:
+        if self.min_steps < 1 or self.max_steps < self.min_steps:
+            raise InvalidValue("timing needs 1 <= min_steps <= max_steps")
+        if self.max_time_s <= 0 or self.min_time_s < 0 or self.min_time_s > self.max_time_s:
+            raise InvalidValue("timing needs 0 <= min_time <= max_time and max_time > 0")
+        if not 0 < self.target_ci < 1:
+            raise InvalidValue(f"target CI must be between 0 and 1 (e.g. 0.02 for ±2%), got {self.target_ci}")
+        if self.warmup_window < 1 or self.check_growth <= 1:
+            raise InvalidValue("timing needs warmup_window >= 1 and check_growth > 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TimingResult:
+    compile_time_s: float
+    warmup_samples_s: list[float] = field(default_factory=list)
+    warmup_steady: bool = False
+    samples_s: list[float] = field(default_factory=list)
+    stop_reason: str = ""              # converged | max_time | max_steps
+    measure_wall_s: float = 0.0        # wall time of the whole measurement phase
+    final_ci_rel_halfwidth: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _timed_step(session, clock: Clock) -> float:
+    start = clock()
+    session.sync(session.step())
+    return clock() - start
+
+
+def is_steady(samples: list[float], window: int, tolerance: float) -> bool:
+    """True when the last two windows of ``window`` samples have medians within ``tolerance``."""
+    if len(samples) < 2 * window:
+        return False
+    recent = statistics.median(samples[-window:])
+    previous = statistics.median(samples[-2 * window:-window])
+    return abs(recent - previous) <= tolerance * previous
+
+
+def warm_up(session, config: TimingConfig, clock: Clock) -> tuple[list[float], bool]:
+    samples: list[float] = []
+    start = clock()
+    while True:
+        samples.append(_timed_step(session, clock))
+        if is_steady(samples, config.warmup_window, config.warmup_tolerance):
+            return samples, True
+        if len(samples) >= config.max_warmup_steps or clock() - start >= config.max_warmup_time_s:
+            return samples, False
+
+
+def _next_check(count: int, growth: float) -> int:
+    return max(count + 1, math.ceil(count * growth))
+
+
+def measure_steady(session, config: TimingConfig, clock: Clock) -> tuple[list[float], str, float, float | None]:
+    """Run the measurement phase; return (samples, stop reason, wall seconds, final CI half-width)."""
+    samples: list[float] = []
+    start = clock()
+    next_check = config.min_steps
+    ci: float | None = None
+    while True:
+        samples.append(_timed_step(session, clock))
+        elapsed = clock() - start
+        count = len(samples)
+        if count >= next_check and elapsed >= config.min_time_s:
+            ci = relative_ci_halfwidth(sorted(samples), config.confidence)
+            next_check = _next_check(count, config.check_growth)
+            if ci is not None and ci <= config.target_ci:
+                return samples, "converged", elapsed, ci
+        if count >= config.max_steps or elapsed >= config.max_time_s:
+            ci = relative_ci_halfwidth(sorted(samples), config.confidence)
+            reason = "max_steps" if count >= config.max_steps else "max_time"
+            return samples, reason, elapsed, ci
+
+
+def measure(session, config: TimingConfig = TimingConfig(), clock: Clock = time.perf_counter) -> TimingResult:
+    """Compile step, warm-up and measurement of ``session`` (see the module docstring)."""
+    compile_time = _timed_step(session, clock)
+    warmup, steady = warm_up(session, config, clock)
+    samples, reason, wall, ci = measure_steady(session, config, clock)
+    return TimingResult(
+        compile_time_s=compile_time,
+        warmup_samples_s=warmup,
+        warmup_steady=steady,
+        samples_s=samples,
+        stop_reason=reason,
+        measure_wall_s=wall,
+        final_ci_rel_halfwidth=ci,
+    )

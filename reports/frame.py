@@ -1,0 +1,91 @@
+"""Run files -> one pandas DataFrame, one row per case per run.
+
+Columns: the run (``run_id``, ``run_file``, ``started_at``, ``hostname``,
+``fingerprint``, ``git_commit``, ``tags``), the spec (``case_id`` and one column
+per spec field), ``status`` and ``error``, and the metrics, flattened with the
+unit in the column name (``throughput_samples_per_s``, ``step_time_p50_s``,
+``device_peak_memory_bytes`` ...). Each memory column has a ``*_source``
+column beside it; missing readings are NaN with the reason in ``*_reason``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from harness.results import load_run
+from harness.spec import CaseSpec
+
+SPEC_FIELDS = [name for name in CaseSpec.__dataclass_fields__]
+STEP_FIELDS = ("median", "mean", "stdev", "min", "max", "p50", "p90", "p99", "iqr", "noise", "ci_low", "ci_high")
+DEVICE_MEMORY_PREFERENCE = ("device_peak_allocated", "device_peak_in_use", "device_peak", "device_peak_reserved")
+
+
+def _metric_value(metrics: dict[str, Any] | None, name: str) -> float | None:
+    if not metrics or name not in metrics:
+        return None
+    return metrics[name].get("value")
+
+
+def device_memory(readings: list[dict[str, Any]]) -> dict[str, Any]:
+    """The device peak to show: the first measured ``device*`` reading in preference order, else why not."""
+    device = {reading["name"]: reading for reading in readings if reading["name"].startswith("device")}
+    order = [name for name in DEVICE_MEMORY_PREFERENCE if name in device] + sorted(device)
+    for name in order:
+        if device[name].get("value") is not None:
+            return {"device_peak_memory_bytes": device[name]["value"],
+                    "device_peak_memory_source": device[name]["source"], "device_peak_memory_reason": None}
+    reasons = [device[name]["reason"] for name in order if device[name].get("reason")]
+    return {"device_peak_memory_bytes": None, "device_peak_memory_source": None,
+            "device_peak_memory_reason": reasons[0] if reasons else "the backend gave no device memory reading"}
+
+
+def _host_memory(readings: list[dict[str, Any]]) -> dict[str, Any]:
+    for reading in readings:
+        if reading["name"] == "host_peak_rss":
+            return {"host_peak_rss_bytes": reading.get("value"), "host_peak_rss_source": reading["source"]}
+    return {"host_peak_rss_bytes": None, "host_peak_rss_source": None}
+
+
+def case_row(run: dict[str, Any], case: dict[str, Any], run_file: str) -> dict[str, Any]:
+    env = run.get("environment", {})
+    metrics = case.get("metrics")
+    step = (metrics or {}).get("step_time", {})
+    readings = (metrics or {}).get("memory", [])
+    row: dict[str, Any] = {
+        "run_id": run.get("run_id"),
+        "run_file": run_file,
+        "started_at": run.get("started_at"),
+        "hostname": env.get("machine", {}).get("hostname"),
+        "fingerprint": env.get("fingerprint"),
+        "git_commit": env.get("git", {}).get("commit"),
+        "tags": ",".join(f"{k}={v}" for k, v in sorted(run.get("tags", {}).items())),
+        "case_id": case["id"],
+        **{name: case["spec"].get(name) for name in SPEC_FIELDS},
+        "status": case.get("status"),
+        "error": case.get("error"),
+        "repeats": len(case.get("repeats", [])),
+        "throughput_samples_per_s": _metric_value(metrics, "throughput"),
+        "throughput_tokens_per_s": _metric_value(metrics, "token_throughput"),
+        **{f"step_time_{name}_s" if name != "noise" else "noise_iqr_over_median": step.get(name)
+           for name in STEP_FIELDS},
+        "samples": step.get("n"),
+        "compile_time_s": _metric_value(metrics, "compile_time"),
+        "params": _metric_value(metrics, "params"),
+        "flops_per_step": case.get("workload", {}).get("flops_per_step", {}).get("value"),
+        **device_memory(readings),
+        **_host_memory(readings),
+    }
+    return row
+
+
+def load(paths: Iterable[str | os.PathLike]):
+    """Load run files into a DataFrame (one row per case per run); bad files raise ResultFileError."""
+    import pandas as pd
+
+    rows = []
+    for path in paths:
+        run = load_run(path)
+        rows.extend(case_row(run, case, str(path)) for case in run["cases"])
+    return pd.DataFrame(rows)
