@@ -19,7 +19,6 @@ from harness.spec import CaseSpec
 
 SPEC_FIELDS = [name for name in CaseSpec.__dataclass_fields__]
 STEP_FIELDS = ("median", "mean", "stdev", "min", "max", "p50", "p90", "p99", "iqr", "noise", "ci_low", "ci_high")
-DEVICE_MEMORY_PREFERENCE = ("device_peak_allocated", "device_peak_in_use", "device_peak", "device_peak_reserved")
 
 
 def _metric_value(metrics: dict[str, Any] | None, name: str) -> float | None:
@@ -29,14 +28,19 @@ def _metric_value(metrics: dict[str, Any] | None, name: str) -> float | None:
 
 
 def device_memory(readings: list[dict[str, Any]]) -> dict[str, Any]:
-    """The device peak to show: the first measured ``device*`` reading in preference order, else why not."""
-    device = {reading["name"]: reading for reading in readings if reading["name"].startswith("device")}
-    order = [name for name in DEVICE_MEMORY_PREFERENCE if name in device] + sorted(device)
-    for name in order:
-        if device[name].get("value") is not None:
-            return {"device_peak_memory_bytes": device[name]["value"],
-                    "device_peak_memory_source": device[name]["source"], "device_peak_memory_reason": None}
-    reasons = [device[name]["reason"] for name in order if device[name].get("reason")]
+    """The device peak to show: the backend's first measured peak reading, else why there is none.
+
+    Backends list their readings most meaningful first (e.g. allocated before reserved); the
+    harness's own host readings are named ``host_*``.
+    """
+    device = [reading for reading in readings if not reading["name"].startswith("host_")]
+    measured = [reading for reading in device if reading.get("value") is not None]
+    peaks = [reading for reading in measured if "peak" in reading["name"]]
+    if peaks or measured:
+        chosen = (peaks or measured)[0]
+        return {"device_peak_memory_bytes": chosen["value"], "device_peak_memory_source": chosen["source"],
+                "device_peak_memory_reason": None}
+    reasons = [reading["reason"] for reading in device if reading.get("reason")]
     return {"device_peak_memory_bytes": None, "device_peak_memory_source": None,
             "device_peak_memory_reason": reasons[0] if reasons else "the backend gave no device memory reading"}
 
@@ -46,6 +50,19 @@ def _host_memory(readings: list[dict[str, Any]]) -> dict[str, Any]:
         if reading["name"] == "host_peak_rss":
             return {"host_peak_rss_bytes": reading.get("value"), "host_peak_rss_source": reading["source"]}
     return {"host_peak_rss_bytes": None, "host_peak_rss_source": None}
+
+
+NUMERIC_COLUMNS = (
+    "throughput_samples_per_s", "throughput_tokens_per_s", *(f"step_time_{n}_s" for n in STEP_FIELDS if n != "noise"),
+    "noise_iqr_over_median", "samples", "compile_time_s", "params", "flops_per_step", "device_peak_memory_bytes",
+    "host_peak_rss_bytes",
+)
+
+
+def case_row_columns() -> list[str]:
+    """The columns of an empty frame (the same as ``case_row`` produces)."""
+    empty = {"id": "", "spec": {}, "status": None}
+    return list(case_row({}, empty, ""))
 
 
 def case_row(run: dict[str, Any], case: dict[str, Any], run_file: str) -> dict[str, Any]:
@@ -88,4 +105,7 @@ def load(paths: Iterable[str | os.PathLike]):
     for path in paths:
         run = load_run(path)
         rows.extend(case_row(run, case, str(path)) for case in run["cases"])
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows, columns=list(case_row_columns()) if not rows else None)
+    for column in NUMERIC_COLUMNS:  # a column of missing readings is NaN, not an object column of None
+        frame[column] = pd.to_numeric(frame[column], errors="raise").astype("float64")
+    return frame

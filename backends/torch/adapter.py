@@ -1,0 +1,319 @@
+"""The PyTorch backend: availability, and a Session per case (model, synthetic data, Adam, on device).
+
+Decisions a reader of the results should know:
+
+* Precision is mixed: parameters and Adam state stay fp32, the forward pass runs under
+  ``torch.autocast`` in bf16 or fp16; fp16 training scales the loss with
+  ``torch.amp.GradScaler``. Which device runs which precision: ``backends.torch.devices``.
+* ``compiled`` is ``torch.compile(model)`` (default mode, inductor); the loss, backward and
+  optimizer step around it stay eager. The first step, which compiles, is timed apart by the harness.
+* Adam is ``fused=True`` (one kernel for all parameters on cpu, cuda and mps). It also keeps the
+  fp16 GradScaler free of host syncs: a fused optimizer takes the scale and the inf-check on
+  the device instead of reading them back.
+* On CUDA, CNNs run channels-last and ``cudnn.benchmark`` is on (shapes are fixed; the
+  autotuning lands in the first, separately timed, step). TF32 settings are torch's defaults
+  (``torch.get_float32_matmul_precision()`` and ``cudnn.allow_tf32`` are recorded in availability).
+* ``sync``: ``torch.cuda.synchronize`` / ``torch.mps.synchronize``; on the CPU every torch op has
+  finished when it returns, so there is nothing to wait for.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from backends.base import Availability, CaseSkipped, MemoryReading
+from backends.torch import devices, models
+from harness.readings import Reading
+from harness.spec import CaseSpec
+from suites import workloads
+from suites.workloads import (
+    Architecture,
+    ConvNetSpec,
+    LSTMClassifierSpec,
+    LSTMLanguageModelSpec,
+    ResNetSpec,
+    TransformerSpec,
+)
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+CPU_MEMORY_REASON = (
+    "torch keeps no allocator statistics for CPU tensors; the harness records the host process peak RSS"
+)
+MPS_PEAK_REASON = "torch.mps exposes no peak statistics, only current allocations (read after the timed loop)"
+
+
+# ---------------------------------------------------------------- facts about this machine
+
+
+def _cpuinfo() -> str:
+    path = Path("/proc/cpuinfo")
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _cpu_flags() -> frozenset[str]:
+    """Instruction-set flags of the host CPU: /proc/cpuinfo on Linux, sysctl on macOS."""
+    if platform.system() == "Darwin":
+        return _darwin_cpu_flags()
+    return devices.parse_cpu_flags(_cpuinfo())
+
+
+def _cpu_name() -> str:
+    return devices.parse_cpu_model(_cpuinfo()) or platform.processor() or platform.machine()
+
+
+def _darwin_cpu_flags() -> frozenset[str]:
+    names = {"hw.optional.arm.FEAT_FP16": "fphp", "hw.optional.arm.FEAT_BF16": "bf16"}
+    flags = set()
+    for key, flag in names.items():
+        result = subprocess.run(["sysctl", "-n", key], capture_output=True, text=True, check=False)
+        if result.stdout.strip() == "1":
+            flags.add(flag)
+    return frozenset(flags)
+
+
+def _device_facts(device_type: str) -> devices.DeviceFacts:
+    """The facts the precision rules need, read from the live device of ``device_type``."""
+    if device_type == "cuda":
+        return devices.DeviceFacts(
+            device_type="cuda",
+            name=torch.cuda.get_device_name(),
+            rocm=torch.version.hip is not None,
+            compute_capability=torch.cuda.get_device_capability(),
+            native_bf16=torch.cuda.is_bf16_supported(including_emulation=False),
+        )
+    if device_type == "mps":
+        return devices.DeviceFacts(
+            device_type="mps", name="Apple MPS", macos_14=torch.backends.mps.is_macos_or_newer(14, 0)
+        )
+    return devices.DeviceFacts(device_type="cpu", name=_cpu_name(), cpu_flags=_cpu_flags())
+
+
+def _present_devices() -> tuple[str, ...]:
+    present = ["cpu"]
+    if torch.cuda.is_available():
+        present.append("gpu")
+    if torch.backends.mps.is_available():
+        present.append("mps")
+    return tuple(present)
+
+
+def _build_details() -> dict[str, object]:
+    """Build flags and thread settings of this torch, JSON-friendly."""
+    parallel = torch.__config__.parallel_info().splitlines()
+    return {
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "hip": torch.version.hip,
+        "num_threads": torch.get_num_threads(),
+        "num_interop_threads": torch.get_num_interop_threads(),
+        "mkldnn": torch.backends.mkldnn.is_available(),
+        "openmp": torch.backends.openmp.is_available(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "parallel_backend": next((line.split(":", 1)[1].strip() for line in parallel
+                                  if line.startswith("ATen parallel backend")), None),
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+    }
+
+
+def _device_names(present: tuple[str, ...]) -> dict[str, str]:
+    names = {"cpu": _cpu_name()}
+    if "gpu" in present:
+        names["gpu"] = torch.cuda.get_device_name()
+    if "mps" in present:
+        names["mps"] = "Apple MPS"
+    return names
+
+
+def _precision_notes(present: tuple[str, ...]) -> tuple[str, ...]:
+    notes = []
+    for kind in present:
+        facts = _device_facts(devices.torch_device_type(kind))
+        for precision in devices.LOW_PRECISIONS:
+            reason = devices.precision_skip_reason(precision, facts)
+            if reason:
+                notes.append(f"{precision} on {kind} is skipped: {reason}")
+    return tuple(notes)
+
+
+# ---------------------------------------------------------------- synthetic data and loss
+
+
+@dataclass(frozen=True)
+class Batch:
+    inputs: torch.Tensor
+    targets: torch.Tensor
+
+
+def synthetic_batch(spec: Architecture, batch_size: int, device: torch.device) -> Batch:
+    """One fixed batch, generated on ``device`` from workloads.SEED."""
+    gen = torch.Generator(device=device).manual_seed(workloads.SEED)
+    where = {"generator": gen, "device": device}
+    if isinstance(spec, ConvNetSpec | ResNetSpec):
+        images = torch.randn(batch_size, spec.channels, spec.height, spec.width, **where)
+        return Batch(images, torch.randint(spec.classes, (batch_size,), **where))
+    if isinstance(spec, LSTMClassifierSpec):
+        sequences = torch.randn(batch_size, spec.timesteps, spec.features, **where)
+        return Batch(sequences, torch.randint(spec.classes, (batch_size,), **where))
+    if isinstance(spec, LSTMLanguageModelSpec):
+        tokens = torch.randint(spec.vocab, (batch_size, spec.timesteps + 1), **where)
+        return Batch(tokens[:, :-1].contiguous(), tokens[:, 1:].contiguous())
+    if isinstance(spec, TransformerSpec):
+        tokens = torch.randint(spec.vocab, (batch_size, spec.seq_len), **where)
+        return Batch(tokens, torch.randint(spec.vocab, (batch_size, spec.seq_len), **where))
+    raise TypeError(f"no synthetic data for architecture {spec!r}")
+
+
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean softmax cross-entropy over every sample (or every position of a sequence)."""
+    return F.cross_entropy(logits.flatten(0, -2), targets.flatten())
+
+
+# ---------------------------------------------------------------- session
+
+_SYNC: dict[str, Callable[[], None]] = {
+    "cpu": lambda: None,
+    "cuda": torch.cuda.synchronize,
+    "mps": torch.mps.synchronize,
+}
+
+
+class TorchSession:
+    """A built case: ``step`` runs one train or inference step and returns a device tensor."""
+
+    def __init__(
+        self, model: nn.Module, runner: Callable[[torch.Tensor], torch.Tensor], batch: Batch,
+        case: CaseSpec, device: torch.device,
+    ) -> None:
+        self.model = model            # the nn.Module (parameters, counts)
+        self._runner = runner         # model or torch.compile(model)
+        self._batch = batch
+        self._device = device
+        self._train = case.mode == "train"
+        self._autocast = torch.autocast(
+            device.type, dtype=AUTOCAST_DTYPES.get(case.precision), enabled=case.precision != "fp32"
+        )
+        self._optimizer = (
+            torch.optim.Adam(model.parameters(), lr=workloads.LEARNING_RATE, fused=True) if self._train else None
+        )
+        scaled = devices.uses_grad_scaler(case.precision, case.mode)
+        self._scaler = torch.amp.GradScaler(device.type) if scaled else None
+
+    def step(self) -> torch.Tensor:
+        """Train: forward, loss, backward, Adam step; returns the loss. Infer: returns the logits."""
+        return self._train_step() if self._train else self._infer_step()
+
+    def _train_step(self) -> torch.Tensor:
+        self._optimizer.zero_grad(set_to_none=True)
+        with self._autocast:
+            loss = cross_entropy(self._runner(self._batch.inputs), self._batch.targets)
+        if self._scaler is None:
+            loss.backward()
+            self._optimizer.step()
+        else:
+            self._scaler.scale(loss).backward()
+            self._scaler.step(self._optimizer)
+            self._scaler.update()
+        return loss.detach()
+
+    def _infer_step(self) -> torch.Tensor:
+        with torch.inference_mode(), self._autocast:
+            return self._runner(self._batch.inputs)
+
+    def sync(self, handle: object) -> None:
+        """Wait for the device. CPU ops are synchronous: the handle is already computed."""
+        _SYNC[self._device.type]()
+
+    def memory(self) -> MemoryReading:
+        if self._device.type == "cuda":
+            return (
+                Reading("peak_allocated", "bytes", "torch.cuda.max_memory_allocated", "process",
+                        float(torch.cuda.max_memory_allocated(self._device))),
+                Reading("peak_reserved", "bytes", "torch.cuda.max_memory_reserved", "process",
+                        float(torch.cuda.max_memory_reserved(self._device))),
+            )
+        if self._device.type == "mps":
+            return (
+                Reading("current_driver_allocated", "bytes", "torch.mps.driver_allocated_memory", "process",
+                        float(torch.mps.driver_allocated_memory())),
+                Reading("current_allocated", "bytes", "torch.mps.current_allocated_memory", "process",
+                        float(torch.mps.current_allocated_memory())),
+                Reading.unavailable("peak_allocated", "bytes", "torch.mps", "process", MPS_PEAK_REASON),
+            )
+        return (Reading.unavailable("peak_allocated", "bytes", "torch (CPU allocator)", "process",
+                                    CPU_MEMORY_REASON),)
+
+    def param_count(self) -> int:
+        return models.trainable_params(self.model)
+
+
+def create_session(case: CaseSpec, device: torch.device) -> TorchSession:
+    """Model, data and optimizer for ``case`` on ``device``, with no support checks (``build`` checks)."""
+    spec = workloads.get(case.workload).architecture(case.size)
+    torch.manual_seed(workloads.SEED)
+    model = models.build_model(spec).to(device)
+    batch = synthetic_batch(spec, case.batch_size, device)
+    if devices.uses_channels_last(device.type, models.is_cnn(spec)):
+        model = model.to(memory_format=torch.channels_last)
+        batch = Batch(batch.inputs.contiguous(memory_format=torch.channels_last), batch.targets)
+    model.train(case.mode == "train")
+    runner = torch.compile(model) if case.compile == "compiled" else model
+    return TorchSession(model, runner, batch, case, device)
+
+
+# ---------------------------------------------------------------- backend
+
+
+class TorchBackend:
+    name = "torch"
+
+    def availability(self) -> Availability:
+        present = _present_devices()
+        return Availability(
+            name=self.name,
+            installed=True,
+            version=torch.__version__,
+            devices=present,
+            device_names=_device_names(present),
+            details=_build_details(),
+            notes=_precision_notes(present) + ("tpu is not supported: it needs torch_xla",),
+        )
+
+    def build(self, case: CaseSpec) -> TorchSession:
+        """Check the device and precision, then build; CaseSkipped says why a case cannot run here."""
+        reason = skip_reason(case)
+        if reason:
+            raise CaseSkipped(reason)
+        device = torch.device(devices.torch_device_type(case.device))
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        session = create_session(case, device)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+        return session
+
+
+def skip_reason(case: CaseSpec) -> str | None:
+    """Why ``case`` cannot run on this machine (device, compile mode, precision); None if it can."""
+    reason = devices.device_skip_reason(
+        case.device, cuda_available=torch.cuda.is_available(),
+        mps_available=torch.backends.mps.is_available(), build=torch.__version__,
+    )
+    if reason:
+        return reason
+    if case.compile not in ("eager", "compiled"):
+        return f"unknown compile mode {case.compile!r}; torch runs eager or compiled"
+    return devices.precision_skip_reason(case.precision, _device_facts(devices.torch_device_type(case.device)))
+
+
+def backend() -> TorchBackend:
+    return TorchBackend()

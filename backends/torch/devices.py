@@ -1,0 +1,141 @@
+"""Which device and precision a PyTorch case may run on: pure rules over plain facts.
+
+Nothing here imports torch, so the CUDA, ROCm and MPS branches are tested on any
+machine. The adapter gathers the facts (``DeviceFacts``) from the real device and
+asks these rules; a non-``None`` answer is the reason the case is skipped.
+
+Devices: tribench's ``gpu`` is torch's ``cuda`` device type, which a ROCm build
+(``torch.version.hip``) also serves; ``mps`` is Apple's GPU; ``tpu`` needs
+torch_xla, which tribench does not use.
+
+Precision is mixed precision via ``torch.autocast`` (parameters and optimizer state
+stay fp32; fp16 training scales the loss with ``torch.amp.GradScaler``). Rules:
+
+* fp32 runs everywhere.
+* CUDA: bf16 needs native bf16 (``torch.cuda.is_bf16_supported(including_emulation=False)``,
+  i.e. compute capability >= 8.0); below that torch emulates it, which benchmarks the
+  emulation. fp16 needs compute capability >= 7.0 (tensor cores). The same thresholds
+  as the JAX backend, so a case means the same thing in every framework.
+* ROCm: fp16 and bf16 both run (``torch.cuda.is_bf16_supported()`` is True on every ROCm arch).
+* MPS: fp16 runs; bf16 needs macOS 14 or newer (the MPS autocast refuses it before).
+* CPU: a low precision runs only when the CPU has instructions for it (x86 AVX512-BF16 /
+  AMX-BF16 or Arm BF16 for bf16; AVX512-FP16 / AMX-FP16 or Arm FP16 for fp16).
+  Without them oneDNN converts to fp32 and back. Measured on torch 2.13 (CPU build,
+  AVX512 without AVX512-FP16): fp16 autocast runs conv, matmul and SDPA, and
+  ``GradScaler("cpu")`` works, but ``nn.LSTM`` fails outright ("could not create a
+  primitive descriptor for the LSTM forward propagation primitive"), so fp16 on such a
+  CPU is refused for every workload rather than for the LSTM alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TORCH_DEVICE_TYPES = {"cpu": "cpu", "gpu": "cuda", "mps": "mps"}
+LOW_PRECISIONS = ("bf16", "fp16")
+
+CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+CPU_FP16_FLAGS = frozenset({"avx512_fp16", "amx_fp16", "asimdhp", "fphp"})
+CUDA_MIN_FP16_CAPABILITY = (7, 0)
+
+
+@dataclass(frozen=True)
+class DeviceFacts:
+    """What the precision rules need to know about one torch device."""
+
+    device_type: str                                  # "cpu" | "cuda" | "mps"
+    name: str = ""                                    # for messages
+    rocm: bool = False                                # a "cuda" device served by a ROCm (HIP) build
+    compute_capability: tuple[int, int] | None = None  # CUDA only
+    native_bf16: bool = False                         # CUDA: is_bf16_supported(including_emulation=False)
+    macos_14: bool = False                            # MPS: bf16 autocast needs macOS >= 14
+    cpu_flags: frozenset[str] = frozenset()           # instruction-set flags of the host CPU
+
+
+def device_skip_reason(
+    device: str, *, cuda_available: bool, mps_available: bool, build: str
+) -> str | None:
+    """Why ``device`` cannot run here; None if it can. ``build`` is torch.__version__ for messages."""
+    if device == "tpu":
+        return "the torch backend does not drive TPUs (that needs torch_xla, which tribench does not use)"
+    if device not in TORCH_DEVICE_TYPES:
+        return f"unknown device {device!r} for torch; it knows {', '.join(TORCH_DEVICE_TYPES)}"
+    if device == "gpu" and not cuda_available:
+        return f"no CUDA or ROCm GPU visible to torch {build} (torch.cuda.is_available() is False)"
+    if device == "mps" and not mps_available:
+        return f"no Apple MPS device visible to torch {build} (torch.backends.mps.is_available() is False)"
+    return None
+
+
+def torch_device_type(device: str) -> str:
+    """The torch device type of a tribench device kind ('gpu' -> 'cuda')."""
+    return TORCH_DEVICE_TYPES[device]
+
+
+def _cuda_reason(precision: str, facts: DeviceFacts) -> str | None:
+    gpu = facts.name or "this GPU"
+    have = "unknown" if facts.compute_capability is None else "{}.{}".format(*facts.compute_capability)
+    if precision == "bf16" and not facts.native_bf16:
+        return (
+            f"bf16 needs native bf16 math (CUDA compute capability >= 8.0); {gpu} has {have} "
+            "and torch would only emulate it (torch.cuda.is_bf16_supported(including_emulation=False) is False)"
+        )
+    if precision == "fp16" and (facts.compute_capability or (0, 0)) < CUDA_MIN_FP16_CAPABILITY:
+        return f"fp16 needs CUDA compute capability >= 7.0 (tensor cores); {gpu} has {have}"
+    return None
+
+
+def _cpu_reason(precision: str, facts: DeviceFacts) -> str | None:
+    flags = CPU_BF16_FLAGS if precision == "bf16" else CPU_FP16_FLAGS
+    if facts.cpu_flags & flags:
+        return None
+    return (
+        f"this CPU has no {precision} instructions (none of {', '.join(sorted(flags))}); "
+        f"torch would convert every {precision} op to fp32 and back"
+    )
+
+
+def precision_skip_reason(precision: str, facts: DeviceFacts) -> str | None:
+    """Why ``precision`` cannot run faithfully on the device ``facts`` describe; None if it can."""
+    if precision == "fp32":
+        return None
+    if precision not in LOW_PRECISIONS:
+        return f"unknown precision {precision!r}; torch runs fp32, bf16, fp16"
+    if facts.device_type == "cuda":
+        return None if facts.rocm else _cuda_reason(precision, facts)
+    if facts.device_type == "mps":
+        if precision == "bf16" and not facts.macos_14:
+            return "bf16 on MPS needs macOS 14 or newer (torch.backends.mps.is_macos_or_newer(14, 0) is False)"
+        return None
+    if facts.device_type == "cpu":
+        return _cpu_reason(precision, facts)
+    return f"unknown torch device type {facts.device_type!r}"
+
+
+def uses_grad_scaler(precision: str, mode: str) -> bool:
+    """fp16 training scales the loss (fp16's narrow range underflows small gradients); bf16 does not need it."""
+    return precision == "fp16" and mode == "train"
+
+
+def uses_channels_last(device_type: str, is_cnn: bool) -> bool:
+    """CNNs on CUDA run NHWC: cuDNN's tensor-core convolutions are native in channels-last."""
+    return is_cnn and device_type == "cuda"
+
+
+def parse_cpu_flags(cpuinfo: str) -> frozenset[str]:
+    """The instruction-set flags in /proc/cpuinfo text ('flags' on x86, 'Features' on Arm)."""
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() in ("flags", "features"):
+            flags.update(value.split())
+    return frozenset(flags)
+
+
+def parse_cpu_model(cpuinfo: str) -> str | None:
+    """The CPU's marketing name from /proc/cpuinfo text ('model name' on x86), or None."""
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() == "model name" and value.strip():
+            return value.strip()
+    return None
