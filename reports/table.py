@@ -14,10 +14,15 @@ STATUS_STYLE = {"ok": "green", "skipped": "yellow", "failed": "red", "timeout": 
 NOISE_WARNING = 0.10  # IQR/median above this is flagged
 
 
-def _peak_memory(metrics: dict[str, Any]) -> str:
-    readings = metrics.get("memory", [])
+def _peak_memory(case: dict[str, Any]) -> str:
+    """Device allocator peak on accelerators; on the CPU the worker's peak RSS for every backend.
+
+    Frameworks' CPU allocators count different things (TensorFlow's oneDNN allocator keeps
+    statistics, torch's keeps none), so on the CPU only the kernel's RSS mark compares like with like.
+    """
+    readings = case["metrics"].get("memory", [])
     device = device_memory(readings)
-    if device["device_peak_memory_bytes"] is not None:
+    if case["spec"]["device"] != "cpu" and device["device_peak_memory_bytes"] is not None:
         return f"{units.bytes_(device['device_peak_memory_bytes'])} (device)"
     host = next((r for r in readings if r["name"] == "host_peak_rss" and r.get("value") is not None), None)
     return f"{units.bytes_(host['value'])} (host RSS)" if host else "n/a"
@@ -46,7 +51,7 @@ def case_cells(case: dict[str, Any]) -> list[str]:
     step = metrics["step_time"]
     return [
         escape(case["id"]), f"[{style}]{status}[/]", _throughput(metrics), units.seconds(step["p50"]),
-        units.seconds(step["p99"]), _noise(step), _peak_memory(metrics),
+        units.seconds(step["p99"]), _noise(step), _peak_memory(case),
     ]
 
 

@@ -1,0 +1,362 @@
+"""The TensorFlow backend: Keras 3 models trained by a custom ``tf.function`` step.
+
+``build`` places the model, the Adam optimizer and one fixed synthetic batch on the
+case's device and traces nothing yet: the first ``step`` traces (and, in compiled
+mode, XLA-compiles) the function, which the harness times separately. A train step
+is forward, loss, ``GradientTape`` backward and ``optimizer.apply`` in one
+``tf.function``; ``model.fit`` is not used, so one call is exactly one step.
+
+Compile modes: ``eager`` = ``tf.function`` graph, ``compiled`` =
+``tf.function(jit_compile=True)`` (XLA). Precisions map to Keras dtype policies
+(``mixed_bfloat16``, ``mixed_float16`` with a ``LossScaleOptimizer``); variables
+stay float32 and the logits and loss are float32. GPU memory growth is switched
+on before the runtime starts, so the allocator grows with the model instead of
+reserving the whole GPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import math
+import os
+import platform
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from backends.tensorflow.devices import require_keras_on_tensorflow
+
+require_keras_on_tensorflow(os.environ)  # before TensorFlow imports Keras
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from backends.base import Availability, CaseSkipped, MemoryReading  # noqa: E402
+from backends.tensorflow import devices  # noqa: E402
+from backends.tensorflow.models import build_model, input_signature  # noqa: E402
+from harness.spec import CaseSpec  # noqa: E402
+from suites import workloads  # noqa: E402
+from suites.workloads import (  # noqa: E402
+    LEARNING_RATE,
+    SEED,
+    Architecture,
+    LSTMLanguageModelSpec,
+    TransformerSpec,
+)
+
+NAME = "tensorflow"
+INSTALL_HINT = "pip install -e '.[tensorflow]'"
+ONEDNN_VAR = "TF_ENABLE_ONEDNN_OPTS"
+
+
+# ---------------------------------------------------------------- runtime facts
+
+
+def enable_memory_growth() -> dict[str, Any]:
+    """Switch GPU memory growth on (possible only before the runtime starts); say what happened."""
+    gpus = tf.config.list_physical_devices("GPU")
+    error = None
+    for gpu in gpus:
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError as exc:  # the runtime is already initialised
+            error = str(exc)
+    enabled = bool(gpus) and all(tf.config.experimental.get_memory_growth(gpu) for gpu in gpus)
+    facts: dict[str, Any] = {"gpus": len(gpus), "enabled": enabled}
+    if error:
+        facts["error"] = error
+    return facts
+
+
+def gpu_details() -> list[dict[str, Any]]:
+    """Name and compute capability ("8.0"; None off CUDA) of every GPU TensorFlow sees."""
+    found = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        info = tf.config.experimental.get_device_details(gpu)
+        capability = info.get("compute_capability")
+        found.append({
+            "name": info.get("device_name", gpu.name),
+            "compute_capability": ".".join(map(str, capability)) if capability else None,
+        })
+    return found
+
+
+def _gpu_capability() -> tuple[int, int] | None:
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return None
+    capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability")
+    return tuple(capability) if capability else None
+
+
+def _gpu_build(build_info: dict[str, Any]) -> bool:
+    return bool(build_info.get("is_cuda_build") or build_info.get("is_rocm_build"))
+
+
+def _json_friendly(info: dict[str, Any]) -> dict[str, Any]:
+    return {key: value if isinstance(value, bool | int | float) else str(value) for key, value in info.items()}
+
+
+def connect_tpu() -> tf.distribute.TPUStrategy:
+    """Initialise the attached TPU system and return its strategy; CaseSkipped when there is none."""
+    target = devices.tpu_resolver_target(os.environ)
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=target)
+        if target != "local":
+            tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, RuntimeError, tf.errors.OpError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CaseSkipped(devices.device_problem("tpu", gpu_count=0, gpu_build=False, tpu_error=message)) from exc
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def _tpu_status() -> tuple[bool, str]:
+    """(attached, how we know) without touching a TPU where none can be."""
+    libtpu = importlib.util.find_spec("libtpu") is not None
+    if not devices.tpu_worth_probing(os.environ, libtpu):
+        return False, "no TPU address (TPU_NAME / COLAB_TPU_ADDR) and libtpu is not installed"
+    try:
+        strategy = connect_tpu()
+    except CaseSkipped as exc:
+        return False, str(exc)
+    return True, f"{strategy.num_replicas_in_sync} TPU cores"
+
+
+def availability() -> Availability:
+    """Version, usable devices and the build facts that change results."""
+    memory_growth = enable_memory_growth()
+    build_info = _json_friendly(dict(tf.sysconfig.get_build_info()))
+    gpus = gpu_details()
+    tpu_attached, tpu_status = _tpu_status()
+    kinds = ("cpu",) + (("gpu",) if gpus else ()) + (("tpu",) if tpu_attached else ())
+    names = {"cpu": f"{platform.machine()} host, {os.cpu_count()} logical cores"}
+    if gpus:
+        names["gpu"] = gpus[0]["name"]
+    if tpu_attached:
+        names["tpu"] = tpu_status
+    details = {
+        "keras_version": keras.__version__,
+        "keras_backend": keras.backend.backend(),
+        "build_info": build_info,
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+        "threads_note": "0 means TensorFlow picks the thread count",
+        ONEDNN_VAR: os.environ.get(ONEDNN_VAR, "unset (oneDNN on by default in x86 builds)"),
+        "gpu_memory_growth": memory_growth,
+        "gpus": gpus,
+        "tpu": tpu_status,
+    }
+    return Availability(
+        name=NAME, installed=True, version=tf.__version__, devices=kinds, device_names=names,
+        install_hint=INSTALL_HINT, details=details, notes=_notes(build_info),
+    )
+
+
+def _notes(build_info: dict[str, Any]) -> tuple[str, ...]:
+    notes = [
+        "fp16 on CPU runs correctly, but most CPUs have no native float16 kernels: expect it slower than fp32",
+        "compiled (XLA) RNN cases use Keras's generic LSTM loop: cuDNN's LSTM cannot be XLA-compiled",
+    ]
+    if not _gpu_build(build_info):
+        notes.append("this TensorFlow build has no CUDA/ROCm support: CPU only")
+    return tuple(notes)
+
+
+# ---------------------------------------------------------------- data and training
+
+
+def synthetic_batch(spec: Architecture, batch_size: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """One fixed (inputs, targets) batch from ``SEED``, created on the current device."""
+    shape, dtype = input_signature(spec)
+    if isinstance(spec, LSTMLanguageModelSpec):
+        tokens = _uniform_ints((batch_size, spec.timesteps + 1), spec.vocab, 0)
+        return tokens[:, :-1], tokens[:, 1:]
+    if isinstance(spec, TransformerSpec):
+        targets = _uniform_ints((batch_size, spec.seq_len), spec.vocab, 1)
+        return _uniform_ints((batch_size,) + shape, spec.vocab, 0), targets
+    inputs = tf.random.stateless_normal((batch_size,) + shape, seed=[SEED, 0], dtype=dtype)
+    return inputs, _uniform_ints((batch_size,), spec.classes, 1)
+
+
+def _uniform_ints(shape: tuple[int, ...], high: int, stream: int) -> tf.Tensor:
+    return tf.random.stateless_uniform(shape, seed=[SEED, stream], minval=0, maxval=high, dtype=tf.int32)
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str) -> Iterator[None]:
+    """Build layers under the Keras dtype policy ``name``, then restore the previous one."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def make_optimizer(precision: str, variables: list) -> keras.optimizers.Optimizer:
+    """Adam(LEARNING_RATE), wrapped for dynamic loss scaling under fp16, with its slots built."""
+    optimizer = keras.optimizers.Adam(learning_rate=LEARNING_RATE)
+    if precision == "fp16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    optimizer.build(variables)
+    return optimizer
+
+
+def train_step_fn(model: keras.Model, optimizer, inputs, targets, replicas: int = 1) -> Callable[[], tf.Tensor]:
+    """forward, mean cross-entropy, backward, Adam update; returns the float32 loss.
+
+    Across ``replicas`` the optimizer sums gradients, so each replica's loss is divided
+    by their number to make the update that of the global mean.
+    """
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    variables = model.trainable_variables
+
+    def step() -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            loss = loss_fn(targets, model(inputs, training=True))
+            scaled = optimizer.scale_loss(loss / replicas if replicas > 1 else loss)
+        optimizer.apply(tape.gradient(scaled, variables), variables)
+        return loss
+
+    return step
+
+
+def infer_step_fn(model: keras.Model, inputs) -> Callable[[], tf.Tensor]:
+    """The forward pass in inference mode (no tape, so no gradient tracking)."""
+    return lambda: model(inputs, training=False)
+
+
+def _placed(device: str, step: Callable) -> Callable:
+    """Pin every op of the traced step to ``device`` (else a GPU would take a CPU case's ops)."""
+
+    def placed():
+        with tf.device(device):
+            return step()
+
+    return placed
+
+
+def _distribute(strategy: tf.distribute.Strategy, step: Callable, mode: str) -> Callable:
+    """Run ``step`` on every replica; a train step returns the mean of the replicas' losses."""
+    if mode == "train":
+        return lambda: strategy.reduce(tf.distribute.ReduceOp.MEAN, strategy.run(step), axis=None)
+    return lambda: strategy.run(step)
+
+
+# ---------------------------------------------------------------- session
+
+
+class TensorFlowSession:
+    """One built case: call ``step`` for a step's handle, ``sync`` to wait for it."""
+
+    def __init__(self, step: Callable[[], Any], model: keras.Model, kind: str, mode: str,
+                 info: dict[str, Any]) -> None:
+        self._step = step
+        self._model = model
+        self._kind = kind
+        self._sync_by_loss = devices.sync_by_loss(mode)
+        self.info = info        # how the case was built: device, policy, memory growth, ...
+
+    @property
+    def model(self) -> keras.Model:
+        return self._model
+
+    def step(self) -> object:
+        return self._step()
+
+    def sync(self, handle: object) -> None:
+        """Train: read the scalar loss on the host. Infer: wait on every device (no output copy)."""
+        if self._sync_by_loss:
+            handle.numpy()
+        else:
+            tf.test.experimental.sync_devices()
+
+    def memory(self) -> MemoryReading:
+        device = devices.memory_device(self._kind)
+        try:
+            peak = tf.config.experimental.get_memory_info(device)["peak"]
+        except ValueError as exc:
+            return (devices.peak_memory_reading(self._kind, None, str(exc)),)
+        return (devices.peak_memory_reading(self._kind, peak),)
+
+    def param_count(self) -> int:
+        return sum(math.prod(variable.shape) for variable in self._model.trainable_variables)
+
+
+def _reset_memory_stats(kind: str) -> None:
+    """Start the allocator peak from what build left resident (weights, slots, batch)."""
+    with contextlib.suppress(ValueError):  # CPU without oneDNN keeps no statistics; memory() says so
+        tf.config.experimental.reset_memory_stats(devices.memory_device(kind))
+
+
+# ---------------------------------------------------------------- backend
+
+
+class TensorFlowBackend:
+    name = NAME
+
+    def availability(self) -> Availability:
+        return availability()
+
+    def build(self, case: CaseSpec) -> TensorFlowSession:
+        memory_growth = enable_memory_growth()     # first: only possible before the runtime starts
+        spec = workloads.get(case.workload).architecture(case.size)
+        strategy = self._check(case)
+        replicas = strategy.num_replicas_in_sync if strategy else 1
+        batch = devices.per_replica_batch(case.batch_size, replicas)
+        xla = case.compile == "compiled"
+        device = devices.TF_DEVICES[case.device]
+        with strategy.scope() if strategy else tf.device(device), \
+                dtype_policy(devices.DTYPE_POLICIES[case.precision]):
+            keras.utils.set_random_seed(SEED)
+            model = build_model(spec, xla=xla)
+            inputs, targets = self._data(spec, batch, strategy)
+            if case.mode == "train":
+                optimizer = make_optimizer(case.precision, model.trainable_variables)
+                step = train_step_fn(model, optimizer, inputs, targets, replicas)
+            else:
+                step = infer_step_fn(model, inputs)
+        if strategy:   # a TPU compiles every step with XLA; jit_compile does not apply
+            function = tf.function(_distribute(strategy, step, case.mode))
+        else:
+            function = tf.function(_placed(device, step), jit_compile=xla)
+        _reset_memory_stats(case.device)
+        info = {
+            "tf_device": "TPUStrategy" if strategy else device, "replicas": replicas,
+            "dtype_policy": devices.DTYPE_POLICIES[case.precision], "jit_compile": xla,
+            "gpu_memory_growth": memory_growth,
+        }
+        return TensorFlowSession(function, model, case.device, case.mode, info)
+
+    @staticmethod
+    def _check(case: CaseSpec) -> tf.distribute.TPUStrategy | None:
+        """Refuse what this machine cannot run as specified; connect the TPU when one is asked for.
+
+        The cheap refusals come first, so a TPU is initialised only for a case it can run.
+        """
+        kind = case.device
+        capability = _gpu_capability() if kind == "gpu" else None
+        problem = (
+            devices.device_problem(
+                kind, gpu_count=len(tf.config.list_physical_devices("GPU")),
+                gpu_build=_gpu_build(dict(tf.sysconfig.get_build_info())), tpu_error=None,
+            )
+            or devices.compile_problem(kind, case.compile)
+            or devices.precision_problem(kind, case.precision, capability)
+        )
+        if problem:
+            raise CaseSkipped(problem)
+        return connect_tpu() if kind == "tpu" else None
+
+    @staticmethod
+    def _data(spec: Architecture, batch: int, strategy) -> tuple[Any, Any]:
+        """The fixed batch; under a TPU strategy held in (mirrored) variables so it lives on the cores."""
+        inputs, targets = synthetic_batch(spec, batch)
+        if strategy is None:
+            return inputs, targets
+        return tf.Variable(inputs, trainable=False), tf.Variable(targets, trainable=False)
+
+
+def backend() -> TensorFlowBackend:
+    return TensorFlowBackend()

@@ -1,0 +1,177 @@
+"""Pure decisions of the TensorFlow backend: which device, precision and compile mode it can run.
+
+Nothing here imports TensorFlow. Each function takes plain facts (a device
+kind, a compute capability, a replica count) and returns either a value or
+``None`` / a sentence saying why the case cannot run, so the GPU and TPU
+branches are tested on a machine that has neither.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, MutableMapping
+
+from backends.base import CaseSkipped
+from harness.readings import Reading
+
+KERAS_BACKEND_VAR = "KERAS_BACKEND"
+
+# CaseSpec.device -> the TensorFlow device the session places its work on
+TF_DEVICES = {"cpu": "/CPU:0", "gpu": "/GPU:0", "tpu": "/TPU:0"}
+
+# CaseSpec.precision -> Keras 3 dtype policy (variables stay float32 under the mixed ones)
+DTYPE_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+
+BF16_MIN_CAPABILITY = (8, 0)   # Ampere: bf16 tensor cores
+FP16_MIN_CAPABILITY = (7, 0)   # Volta: fp16 tensor cores
+
+TPU_ENV_VARS = ("TPU_NAME", "COLAB_TPU_ADDR")
+
+
+def keras_backend_problem(value: str | None) -> str | None:
+    """Why the ``KERAS_BACKEND`` value rules this backend out, or None if it is fine."""
+    if value in (None, "", "tensorflow"):
+        return None
+    return (
+        f"{KERAS_BACKEND_VAR}={value!r} is set in the environment, but the tensorflow backend runs "
+        f"Keras on TensorFlow: unset {KERAS_BACKEND_VAR} or set it to 'tensorflow'"
+    )
+
+
+def require_keras_on_tensorflow(environ: MutableMapping[str, str]) -> None:
+    """Point Keras at TensorFlow unless told otherwise; refuse a different backend.
+
+    Must run before ``import tensorflow``: TensorFlow imports Keras, which reads the
+    variable once, at import.
+    """
+    environ.setdefault(KERAS_BACKEND_VAR, "tensorflow")
+    problem = keras_backend_problem(environ[KERAS_BACKEND_VAR])
+    if problem:
+        raise CaseSkipped(problem)
+
+
+def device_problem(kind: str, *, gpu_count: int, gpu_build: bool, tpu_error: str | None) -> str | None:
+    """Why ``kind`` cannot be used here, or None.
+
+    ``gpu_build``: TensorFlow was built with CUDA or ROCm. ``tpu_error``: why connecting to a
+    TPU failed (None when connected; only consulted for ``kind == "tpu"``).
+    """
+    if kind == "cpu":
+        return None
+    if kind == "gpu":
+        if not gpu_build:
+            return "this TensorFlow build has no GPU support (built without CUDA or ROCm)"
+        if gpu_count == 0:
+            return "TensorFlow sees no GPU (check the driver and CUDA_VISIBLE_DEVICES)"
+        return None
+    if kind == "tpu":
+        return f"no TPU attached: {tpu_error}" if tpu_error else None
+    if kind == "mps":
+        return (
+            "TensorFlow has no 'mps' device; with the tensorflow-metal plugin an Apple GPU "
+            "is listed as 'gpu'"
+        )
+    return f"unknown device kind {kind!r}"
+
+
+def _format_capability(capability: tuple[int, int]) -> str:
+    return f"{capability[0]}.{capability[1]}"
+
+
+def precision_problem(kind: str, precision: str, compute_capability: tuple[int, int] | None = None) -> str | None:
+    """Why ``precision`` cannot run on ``kind``, or None.
+
+    CPU: TensorFlow's CPU kernels (oneDNN/Eigen) implement bfloat16 and float16 for every
+    op the workloads use, so both run (float16 without native CPU support is converted
+    and slow, but correct). NVIDIA GPU: bf16 needs compute capability >= 8.0, fp16
+    tensor cores >= 7.0. A GPU without a CUDA compute capability (ROCm) is not refused by
+    this rule. TPU: bfloat16 is native, float16 is not supported.
+    """
+    if precision not in DTYPE_POLICIES:
+        return f"unknown precision {precision!r}"
+    if precision == "fp32" or kind == "cpu":
+        return None
+    if kind == "gpu":
+        if compute_capability is None:
+            return None
+        needed = BF16_MIN_CAPABILITY if precision == "bf16" else FP16_MIN_CAPABILITY
+        if tuple(compute_capability) < needed:
+            what = "bfloat16" if precision == "bf16" else "float16 tensor cores"
+            return (
+                f"{precision} needs {what} (compute capability >= {_format_capability(needed)}); "
+                f"this GPU has {_format_capability(compute_capability)}"
+            )
+        return None
+    if kind == "tpu":
+        return "TPUs have no float16 support; use bf16" if precision == "fp16" else None
+    return f"no {precision} support known for device {kind!r}"
+
+
+def compile_problem(kind: str, compile_mode: str) -> str | None:
+    """Why ``compile_mode`` cannot run on ``kind``, or None.
+
+    ``eager`` is a plain ``tf.function`` graph, ``compiled`` adds ``jit_compile=True`` (XLA).
+    A TPU runs every function through XLA, so it has no non-XLA mode to offer as ``eager``.
+    """
+    if compile_mode not in ("eager", "compiled"):
+        return f"unknown compile mode {compile_mode!r}"
+    if kind == "tpu" and compile_mode == "eager":
+        return "a TPU compiles every tf.function with XLA; there is no non-XLA mode: use compile=compiled"
+    return None
+
+
+def per_replica_batch(batch_size: int, replicas: int) -> int:
+    """The batch each replica runs so that the global batch is ``batch_size``; refuse uneven splits."""
+    if batch_size % replicas:
+        raise CaseSkipped(f"batch size {batch_size} does not split evenly over {replicas} TPU cores")
+    return batch_size // replicas
+
+
+def tpu_resolver_target(environ: Mapping[str, str]) -> str | None:
+    """The ``tpu`` argument for TPUClusterResolver.
+
+    None (let the resolver read TPU_NAME / COLAB_TPU_ADDR) when one of those is set,
+    otherwise ``"local"``: a TPU VM's own chips.
+    """
+    return None if any(environ.get(name) for name in TPU_ENV_VARS) else "local"
+
+
+def tpu_worth_probing(environ: Mapping[str, str], libtpu_installed: bool) -> bool:
+    """Try to reach a TPU only where one can be: a TPU address is set or libtpu is installed."""
+    return libtpu_installed or any(environ.get(name) for name in TPU_ENV_VARS)
+
+
+def memory_device(kind: str) -> str:
+    """The device name ``tf.config.experimental.get_memory_info`` takes for ``kind``."""
+    return TF_DEVICES[kind].lstrip("/")
+
+
+def sync_by_loss(mode: str) -> bool:
+    """Train steps return a scalar loss: reading it (``.numpy()``) waits for the step.
+
+    Inference returns the full output; copying it to the host would time the copy, so
+    those steps are synced with ``tf.test.experimental.sync_devices()`` instead.
+    """
+    return mode == "train"
+
+
+def memory_source(kind: str) -> str:
+    """The exact call a peak-memory reading comes from."""
+    return f"tf.config.experimental.get_memory_info({memory_device(kind)!r})['peak']"
+
+
+def peak_memory_reading(kind: str, peak: int | None, error: str | None = None) -> Reading:
+    """The allocator peak of ``kind`` as a Reading; unavailable (never 0) when it was not tracked.
+
+    On CPU the figure is TensorFlow's CPU allocator (tensors and variables TensorFlow
+    allocated in this process, not the Python heap), so its scope is the process. That
+    allocator keeps statistics only while oneDNN is on; with ``TF_ENABLE_ONEDNN_OPTS=0``
+    TensorFlow raises "Allocator stats not available". On a TPU it is the first core.
+    """
+    source, scope = memory_source(kind), "process" if kind == "cpu" else "device"
+    if error is None and not peak:
+        error = "the allocator reported a peak of 0 bytes, so it did not track this run's allocations"
+    if error is not None:
+        if kind == "cpu":
+            error += " (TensorFlow's CPU allocator keeps statistics only with oneDNN on)"
+        return Reading.unavailable("peak_allocated", "bytes", source, scope, reason=error)
+    return Reading(name="peak_allocated", unit="bytes", source=source, scope=scope, value=float(peak))
