@@ -42,7 +42,7 @@ class Availability:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Availability":
+    def from_dict(cls, data: dict[str, Any]) -> Availability:
         data = dict(data)
         data["devices"] = tuple(data.get("devices", ()))
         data["notes"] = tuple(data.get("notes", ()))

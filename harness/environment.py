@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness import __version__
+from harness import __version__, cpuinfo
 
 ENV_PREFIXES = (
     "OMP_", "MKL_", "OPENBLAS_", "KMP_", "GOMP_", "CUDA_", "NVIDIA_", "HIP_", "ROCR_", "XLA_", "TF_",
@@ -36,31 +36,6 @@ def _affects_speed(name: str) -> bool:
     return name in FINGERPRINT_ENV or "THREADS" in name
 
 
-def _cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    try:
-        for line in cpuinfo.read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware", "cpu model")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _physical_cores(cpuinfo: Path = Path("/proc/cpuinfo")) -> int | None:
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return None
-    cores, physical = set(), None
-    for line in text.splitlines():
-        key, _, value = (part.strip() for part in line.partition(":"))
-        if key == "physical id":
-            physical = value
-        elif key == "core id":
-            cores.add((physical, value))
-    return len(cores) or None
-
-
 def _memory_total_bytes(meminfo: Path = Path("/proc/meminfo")) -> int | None:
     try:
         for line in meminfo.read_text().splitlines():
@@ -72,6 +47,7 @@ def _memory_total_bytes(meminfo: Path = Path("/proc/meminfo")) -> int | None:
 
 
 def machine() -> dict[str, Any]:
+    text = cpuinfo.read_cpuinfo()
     affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     return {
         "hostname": platform.node(),
@@ -79,9 +55,9 @@ def machine() -> dict[str, Any]:
         "release": platform.release(),
         "os": platform.platform(),
         "architecture": platform.machine(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpuinfo.parse_model(text) or platform.processor() or "unknown",
         "logical_cores": os.cpu_count(),
-        "physical_cores": _physical_cores(),
+        "physical_cores": cpuinfo.physical_cores(text),
         "usable_cores": len(affinity) if affinity is not None else os.cpu_count(),
         "memory_total_bytes": _memory_total_bytes(),
     }

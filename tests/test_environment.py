@@ -4,7 +4,7 @@ import types
 
 import pytest
 
-from harness import environment
+from harness import cpuinfo, environment
 
 
 def fake_nvml(names=("NVIDIA H200",), fail_init=None):
@@ -67,11 +67,28 @@ def test_relevant_env_vars_are_filtered():
     assert picked == {"OMP_NUM_THREADS": "2", "XLA_FLAGS": "--x"}
 
 
-@pytest.mark.parametrize("cpuinfo, cores", [
+@pytest.mark.parametrize("text, cores", [
     ("processor: 0\nphysical id: 0\ncore id: 0\n\nprocessor: 1\nphysical id: 0\ncore id: 0\n", 1),
     ("processor: 0\nphysical id: 0\ncore id: 0\n\nprocessor: 1\nphysical id: 1\ncore id: 0\n", 2),
 ])
-def test_physical_cores_count_hyperthreads_once(tmp_path, cpuinfo, cores):
-    path = tmp_path / "cpuinfo"
-    path.write_text(cpuinfo)
-    assert environment._physical_cores(path) == cores
+def test_physical_cores_count_hyperthreads_once(text, cores):
+    assert cpuinfo.physical_cores(text) == cores
+
+
+def test_cpu_flags_and_model_from_x86_and_arm_text():
+    x86 = "processor\t: 0\nmodel name\t: AMD EPYC 9654\nflags\t\t: fpu avx2 avx512_bf16\n"
+    assert cpuinfo.parse_flags(x86) == {"fpu", "avx2", "avx512_bf16"}
+    assert cpuinfo.parse_model(x86) == "AMD EPYC 9654"
+    assert cpuinfo.parse_flags("Features\t: fp asimd asimdhp bf16\n") == {"fp", "asimd", "asimdhp", "bf16"}
+    assert cpuinfo.parse_model("Features\t: fp\n") is None
+    assert cpuinfo.parse_flags("") == frozenset()
+
+
+def test_one_low_precision_rule_for_every_backend():
+    bf16_only = frozenset({"avx512_bf16"})
+    assert cpuinfo.low_precision_skip_reason("fp32", frozenset(), "torch") is None
+    assert cpuinfo.low_precision_skip_reason("bf16", bf16_only, "torch") is None
+    assert cpuinfo.low_precision_skip_reason("fp16", bf16_only, "XLA:CPU") == (
+        "this CPU has no fp16 instructions (none of amx_fp16, asimdhp, avx512_fp16, fphp); "
+        "XLA:CPU would convert every fp16 op to fp32 and back")
+    assert cpuinfo.low_precision_skip_reason("fp16", frozenset({"asimdhp"}), "torch") is None

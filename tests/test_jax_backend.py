@@ -10,7 +10,7 @@ import os
 import pytest
 
 from backends.base import CaseSkipped
-from backends.jax.devices import DeviceFacts, device_skip_reason, parse_cpu_flags, precision_skip_reason
+from backends.jax.devices import DeviceFacts, device_skip_reason, precision_skip_reason
 from harness.spec import CaseSpec
 from suites import workloads
 from suites.workloads import LSTMClassifierSpec, LSTMLanguageModelSpec, ResNetSpec
@@ -138,14 +138,6 @@ def test_precision_rules_for_cpu_follow_instruction_set():
         "XLA:CPU would convert every bf16 op to fp32 and back")
     assert precision_skip_reason("fp32", plain) is None
     assert precision_skip_reason("fp8", plain) == "unknown precision 'fp8'; JAX runs fp32, bf16, fp16"
-
-
-def test_cpu_flags_are_parsed_from_x86_and_arm_cpuinfo():
-    x86 = "processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16\nbugs\t\t: spectre\n"
-    arm = "processor\t: 0\nFeatures\t: fp asimd asimdhp bf16\nCPU part\t: 0xd40\n"
-    assert parse_cpu_flags(x86) == frozenset({"fpu", "avx2", "avx512_bf16"})
-    assert parse_cpu_flags(arm) == frozenset({"fp", "asimd", "asimdhp", "bf16"})
-    assert parse_cpu_flags("") == frozenset()
 
 
 def test_memory_reading_uses_the_allocator_peak_or_says_why_not():
@@ -342,7 +334,7 @@ def test_absent_devices_are_skipped_with_the_reason(device, reason):
 
 
 def test_half_precision_on_a_cpu_without_instructions_is_skipped(monkeypatch):
-    monkeypatch.setattr(adapter, "host_cpu_flags", lambda: frozenset({"avx2"}))
+    monkeypatch.setattr(adapter.cpuinfo, "read_cpuinfo", lambda: "flags\t: fpu avx2\n")
     with pytest.raises(CaseSkipped, match=r"^this CPU has no fp16 instructions"):
         adapter.backend().build(case("cnn", precision="fp16"))
     with pytest.raises(CaseSkipped, match=r"^this CPU has no bf16 instructions"):

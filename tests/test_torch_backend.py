@@ -137,18 +137,13 @@ def test_cpu_low_precision_needs_instructions():
     assert devices.precision_skip_reason("fp8", H100) == "unknown precision 'fp8'; torch runs fp32, bf16, fp16"
 
 
-def test_scaler_channels_last_and_cpuinfo_parsing():
+def test_scaler_and_channels_last():
     assert devices.uses_grad_scaler("fp16", "train")
     assert not devices.uses_grad_scaler("fp16", "infer")
     assert not devices.uses_grad_scaler("bf16", "train")
     assert devices.uses_channels_last("cuda", is_cnn=True)
     assert not devices.uses_channels_last("cpu", is_cnn=True)
     assert not devices.uses_channels_last("cuda", is_cnn=False)
-    text = "processor\t: 0\nmodel name\t: AMD EPYC 9654\nflags\t\t: fpu avx2 avx512_bf16\n"
-    assert devices.parse_cpu_flags(text) == {"fpu", "avx2", "avx512_bf16"}
-    assert devices.parse_cpu_flags("Features\t: fp asimd asimdhp bf16\n") == {"fp", "asimd", "asimdhp", "bf16"}
-    assert devices.parse_cpu_model(text) == "AMD EPYC 9654"
-    assert devices.parse_cpu_model("Features\t: fp\n") is None
 
 
 def test_importing_the_package_does_not_import_torch():

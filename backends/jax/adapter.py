@@ -41,15 +41,13 @@ import optax
 
 from backends.base import Availability, CaseSkipped, MemoryReading
 from backends.jax.devices import (
-    CPU_BF16_FLAGS,
-    CPU_FP16_FLAGS,
     JAX_DEVICES,
     DeviceFacts,
     device_skip_reason,
-    parse_cpu_flags,
     precision_skip_reason,
 )
 from backends.jax.models import build_model, input_shape, takes_tokens
+from harness import cpuinfo
 from harness.readings import Reading
 from harness.spec import CaseSpec
 from suites import workloads
@@ -93,15 +91,6 @@ def present_platforms() -> dict[str, str]:
     return present
 
 
-def host_cpu_flags() -> frozenset[str]:
-    """Instruction-set flags of this CPU from /proc/cpuinfo (empty where there is none)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
-            return parse_cpu_flags(handle.read())
-    except OSError:
-        return frozenset()
-
-
 def device_facts(device: jax.Device, platform: str) -> DeviceFacts:
     """The plain facts the precision rules need about ``device`` (``platform`` as in present_platforms)."""
     kind = "gpu" if platform in GPU_PLATFORMS else device.platform
@@ -110,7 +99,7 @@ def device_facts(device: jax.Device, platform: str) -> DeviceFacts:
         kind=device.device_kind,
         gpu_vendor=platform if platform in GPU_PLATFORMS else None,
         compute_capability=getattr(device, "compute_capability", None) if platform == "cuda" else None,
-        cpu_flags=host_cpu_flags() if kind == "cpu" else frozenset(),
+        cpu_flags=cpuinfo.parse_flags(cpuinfo.read_cpuinfo()) if kind == "cpu" else frozenset(),
     )
 
 
@@ -157,7 +146,8 @@ def availability() -> Availability:
                             reason=f"JAX could not start its backends: {error}", details=_settings())
     devices = {kind: jax.devices(kind) for kind in present}
     facts = {kind: device_facts(found[0], present[kind]) for kind, found in devices.items()}
-    low_precision_flags = sorted(host_cpu_flags() & (CPU_BF16_FLAGS | CPU_FP16_FLAGS))
+    host_flags = cpuinfo.parse_flags(cpuinfo.read_cpuinfo())
+    low_precision_flags = sorted(host_flags & (cpuinfo.BF16_FLAGS | cpuinfo.FP16_FLAGS))
     return Availability(
         name=NAME,
         installed=True,

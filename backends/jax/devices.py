@@ -23,10 +23,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from harness import cpuinfo
+
 JAX_DEVICES = ("cpu", "gpu", "tpu")
 
-CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
-CPU_FP16_FLAGS = frozenset({"avx512_fp16", "amx_fp16", "asimdhp", "fphp"})
 CUDA_MIN_CAPABILITY = {"fp16": (7, 0), "bf16": (8, 0)}
 
 
@@ -75,16 +75,6 @@ def _cuda_reason(precision: str, facts: DeviceFacts) -> str | None:
     return None
 
 
-def _cpu_reason(precision: str, facts: DeviceFacts) -> str | None:
-    flags = CPU_BF16_FLAGS if precision == "bf16" else CPU_FP16_FLAGS
-    if facts.cpu_flags & flags:
-        return None
-    return (
-        f"this CPU has no {precision} instructions (none of {', '.join(sorted(flags))}); "
-        f"XLA:CPU would convert every {precision} op to fp32 and back"
-    )
-
-
 def precision_skip_reason(precision: str, facts: DeviceFacts) -> str | None:
     """Why ``precision`` cannot run faithfully on the device ``facts`` describe; None if it can."""
     if precision == "fp32":
@@ -98,15 +88,5 @@ def precision_skip_reason(precision: str, facts: DeviceFacts) -> str | None:
     if facts.platform == "gpu":
         return _cuda_reason(precision, facts) if facts.gpu_vendor == "cuda" else None
     if facts.platform == "cpu":
-        return _cpu_reason(precision, facts)
+        return cpuinfo.low_precision_skip_reason(precision, facts.cpu_flags, "XLA:CPU")
     return f"unknown JAX platform {facts.platform!r}"
-
-
-def parse_cpu_flags(cpuinfo: str) -> frozenset[str]:
-    """The instruction-set flags in /proc/cpuinfo text ('flags' on x86, 'Features' on Arm)."""
-    flags: set[str] = set()
-    for line in cpuinfo.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key.strip().lower() in ("flags", "features"):
-            flags.update(value.split())
-    return frozenset(flags)

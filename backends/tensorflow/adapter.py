@@ -34,6 +34,7 @@ import tensorflow as tf  # noqa: E402
 from backends.base import Availability, CaseSkipped, MemoryReading  # noqa: E402
 from backends.tensorflow import devices  # noqa: E402
 from backends.tensorflow.models import build_model, input_signature  # noqa: E402
+from harness import cpuinfo  # noqa: E402
 from harness.spec import CaseSpec  # noqa: E402
 from suites import workloads  # noqa: E402
 from suites.workloads import (  # noqa: E402
@@ -155,7 +156,7 @@ def availability() -> Availability:
 
 def _notes(build_info: dict[str, Any]) -> tuple[str, ...]:
     notes = [
-        "fp16 on CPU runs correctly, but most CPUs have no native float16 kernels: expect it slower than fp32",
+        "bf16/fp16 on CPU run only where the CPU has instructions for them (see harness/cpuinfo.py)",
         "compiled (XLA) RNN cases use Keras's generic LSTM loop: cuDNN's LSTM cannot be XLA-compiled",
     ]
     if not _gpu_build(build_info):
@@ -343,7 +344,8 @@ class TensorFlowBackend:
                 gpu_build=_gpu_build(dict(tf.sysconfig.get_build_info())), tpu_error=None,
             )
             or devices.compile_problem(kind, case.compile)
-            or devices.precision_problem(kind, case.precision, capability)
+            or devices.precision_problem(kind, case.precision, capability,
+                                         cpuinfo.parse_flags(cpuinfo.read_cpuinfo()))
         )
         if problem:
             raise CaseSkipped(problem)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping
 
 from backends.base import CaseSkipped
+from harness import cpuinfo
 from harness.readings import Reading
 
 KERAS_BACKEND_VAR = "KERAS_BACKEND"
@@ -77,19 +78,23 @@ def _format_capability(capability: tuple[int, int]) -> str:
     return f"{capability[0]}.{capability[1]}"
 
 
-def precision_problem(kind: str, precision: str, compute_capability: tuple[int, int] | None = None) -> str | None:
+def precision_problem(kind: str, precision: str, compute_capability: tuple[int, int] | None = None,
+                      cpu_flags: frozenset[str] = frozenset()) -> str | None:
     """Why ``precision`` cannot run on ``kind``, or None.
 
-    CPU: TensorFlow's CPU kernels (oneDNN/Eigen) implement bfloat16 and float16 for every
-    op the workloads use, so both run (float16 without native CPU support is converted
-    and slow, but correct). NVIDIA GPU: bf16 needs compute capability >= 8.0, fp16
-    tensor cores >= 7.0. A GPU without a CUDA compute capability (ROCm) is not refused by
-    this rule. TPU: bfloat16 is native, float16 is not supported.
+    CPU: the rule every backend shares (``harness.cpuinfo``): bf16/fp16 only where the CPU has
+    instructions for them. TensorFlow's CPU kernels would run either without them, but as
+    conversions to fp32 and back, which is not what a bf16/fp16 case claims to measure.
+    NVIDIA GPU: bf16 needs compute capability >= 8.0, fp16 tensor cores >= 7.0. A GPU without
+    a CUDA compute capability (ROCm) is not refused by this rule. TPU: bfloat16 is native,
+    float16 is not supported.
     """
     if precision not in DTYPE_POLICIES:
         return f"unknown precision {precision!r}"
-    if precision == "fp32" or kind == "cpu":
+    if precision == "fp32":
         return None
+    if kind == "cpu":
+        return cpuinfo.low_precision_skip_reason(precision, cpu_flags, "TensorFlow")
     if kind == "gpu":
         if compute_capability is None:
             return None

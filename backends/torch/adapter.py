@@ -23,7 +23,6 @@ import platform
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +30,7 @@ from torch import nn
 
 from backends.base import Availability, CaseSkipped, MemoryReading
 from backends.torch import devices, models
+from harness import cpuinfo
 from harness.readings import Reading
 from harness.spec import CaseSpec
 from suites import workloads
@@ -53,20 +53,15 @@ MPS_PEAK_REASON = "torch.mps exposes no peak statistics, only current allocation
 # ---------------------------------------------------------------- facts about this machine
 
 
-def _cpuinfo() -> str:
-    path = Path("/proc/cpuinfo")
-    return path.read_text(errors="replace") if path.exists() else ""
-
-
 def _cpu_flags() -> frozenset[str]:
     """Instruction-set flags of the host CPU: /proc/cpuinfo on Linux, sysctl on macOS."""
     if platform.system() == "Darwin":
         return _darwin_cpu_flags()
-    return devices.parse_cpu_flags(_cpuinfo())
+    return cpuinfo.parse_flags(cpuinfo.read_cpuinfo())
 
 
 def _cpu_name() -> str:
-    return devices.parse_cpu_model(_cpuinfo()) or platform.processor() or platform.machine()
+    return cpuinfo.parse_model(cpuinfo.read_cpuinfo()) or platform.processor() or platform.machine()
 
 
 def _darwin_cpu_flags() -> frozenset[str]:

@@ -31,11 +31,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness import cpuinfo
+
 TORCH_DEVICE_TYPES = {"cpu": "cpu", "gpu": "cuda", "mps": "mps"}
 LOW_PRECISIONS = ("bf16", "fp16")
 
-CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
-CPU_FP16_FLAGS = frozenset({"avx512_fp16", "amx_fp16", "asimdhp", "fphp"})
 CUDA_MIN_FP16_CAPABILITY = (7, 0)
 
 
@@ -85,16 +85,6 @@ def _cuda_reason(precision: str, facts: DeviceFacts) -> str | None:
     return None
 
 
-def _cpu_reason(precision: str, facts: DeviceFacts) -> str | None:
-    flags = CPU_BF16_FLAGS if precision == "bf16" else CPU_FP16_FLAGS
-    if facts.cpu_flags & flags:
-        return None
-    return (
-        f"this CPU has no {precision} instructions (none of {', '.join(sorted(flags))}); "
-        f"torch would convert every {precision} op to fp32 and back"
-    )
-
-
 def precision_skip_reason(precision: str, facts: DeviceFacts) -> str | None:
     """Why ``precision`` cannot run faithfully on the device ``facts`` describe; None if it can."""
     if precision == "fp32":
@@ -108,7 +98,7 @@ def precision_skip_reason(precision: str, facts: DeviceFacts) -> str | None:
             return "bf16 on MPS needs macOS 14 or newer (torch.backends.mps.is_macos_or_newer(14, 0) is False)"
         return None
     if facts.device_type == "cpu":
-        return _cpu_reason(precision, facts)
+        return cpuinfo.low_precision_skip_reason(precision, facts.cpu_flags, "torch")
     return f"unknown torch device type {facts.device_type!r}"
 
 
@@ -120,22 +110,3 @@ def uses_grad_scaler(precision: str, mode: str) -> bool:
 def uses_channels_last(device_type: str, is_cnn: bool) -> bool:
     """CNNs on CUDA run NHWC: cuDNN's tensor-core convolutions are native in channels-last."""
     return is_cnn and device_type == "cuda"
-
-
-def parse_cpu_flags(cpuinfo: str) -> frozenset[str]:
-    """The instruction-set flags in /proc/cpuinfo text ('flags' on x86, 'Features' on Arm)."""
-    flags: set[str] = set()
-    for line in cpuinfo.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key.strip().lower() in ("flags", "features"):
-            flags.update(value.split())
-    return frozenset(flags)
-
-
-def parse_cpu_model(cpuinfo: str) -> str | None:
-    """The CPU's marketing name from /proc/cpuinfo text ('model name' on x86), or None."""
-    for line in cpuinfo.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key.strip().lower() == "model name" and value.strip():
-            return value.strip()
-    return None

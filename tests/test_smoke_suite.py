@@ -1,0 +1,33 @@
+"""The smoke suite with all three frameworks: 18 cases, all ok, backends side by side per workload."""
+
+import os
+
+from harness.results import load_run
+from tests.helpers import tribench
+
+BACKENDS = ["torch", "tensorflow", "jax"]
+
+
+def test_smoke_runs_all_18_cases_ok_with_backends_side_by_side(tmp_path):
+    out = tmp_path / "smoke.json"
+    done = tribench("run", "--suite", "smoke", "--min-time", "0.1", "--max-time", "0.3", "--min-steps", "5",
+                    "--output", str(out), env={**os.environ, "COLUMNS": "250"}, timeout=900)
+    assert done.returncode == 0, done.stderr
+    cases = load_run(out)["cases"]
+    assert len(cases) == 18
+    assert {case["id"]: case["status"] for case in cases} == {case["id"]: "ok" for case in cases}
+    # the table lists the three backends one after another for each workload point
+    first_cells = [line.split("│")[1].strip() for line in done.stdout.splitlines() if line.startswith("│ ")]
+    rows = [cell for cell in first_cells if cell]   # continuation lines (tokens/s) have an empty first cell
+    assert len(rows) == 18
+    for start in range(0, 18, 3):
+        group = [row.split("/", 1) for row in rows[start:start + 3]]
+        assert [backend for backend, _ in group] == BACKENDS
+        assert len({rest for _, rest in group}) == 1   # same workload, size, mode, batch, precision, device
+    # parameters per backend match the documented counts (PyTorch's second LSTM bias)
+    params = {(c["spec"]["backend"], c["spec"]["workload"]): c["metrics"]["params"]["value"] for c in cases}
+    assert params == {
+        **{(b, "cnn"): 93_322 for b in BACKENDS},
+        **{(b, "transformer"): 229_096 for b in BACKENDS},
+        ("torch", "rnn"): 92_298, ("tensorflow", "rnn"): 91_530, ("jax", "rnn"): 91_530,
+    }
