@@ -1,1 +1,2 @@
-"""Probes take readings around the timed steps: host memory here; energy and telemetry join later."""
+"""Probes take readings around the timed steps: host memory (``memory``), energy and device telemetry
+(``energy``: readings and the window; ``rapl``, ``nvml``: sources; ``baseline``: idle power)."""
