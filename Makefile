@@ -1,6 +1,7 @@
 # Set-up is part of each target: a fresh clone needs only Python 3.11+ and these two commands.
 #   make bench   creates .venv, installs tribench with every framework, runs the smoke suite
 #   make test    creates .venv, installs tribench with every framework and the dev tools, runs the tests
+#                (and Chromium, via scripts/ensure-chromium, for the HTML report's browser test)
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
@@ -19,6 +20,7 @@ bench: $(STAMP)
 	$(VENV)/bin/tribench run --suite smoke
 
 test: $(STAMP)
+	bash scripts/ensure-chromium
 	$(VENV)/bin/python -m pytest -q
 
 lint: $(STAMP)

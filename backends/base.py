@@ -51,6 +51,17 @@ class Availability:
 
 @runtime_checkable
 class Session(Protocol):
+    """A built case. Besides the methods below, a session MAY implement (the worker checks ``hasattr``):
+
+    ``profile(steps: int, folder: Path) -> dict`` — trace ``steps`` more steps (``step()`` + ``sync()``)
+    with the framework's profiler, writing the trace under ``folder``; called only with
+    ``--profile``, after the timed measurement and the memory readings, never inside them. It returns
+    ``tool``, ``trace_file`` (absolute path), ``open_with``, ``window_s`` (wall time of the profiled
+    steps), ``time_basis``, and ``operators`` (``harness.profiling.OperatorRow``s) or ``None`` with an
+    ``operators_reason``; optional ``extra`` (e.g. XLA cost analysis). ``harness.profiling.capture``
+    turns it into the case's ``ProfileResult``; an exception becomes "unavailable" with the reason.
+    """
+
     def step(self) -> object:
         """Run one train or inference step; return a handle to its result."""
 

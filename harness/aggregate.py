@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from harness.probes.energy_summary import case_energy, case_telemetry
 from harness.spec import CaseSpec
 from harness.stats import summarize
 from suites import workloads
@@ -55,7 +56,9 @@ def _max_readings(repeats: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(chosen.values())
 
 
-def case_metrics(spec: CaseSpec, repeats: list[dict[str, Any]]) -> dict[str, Any] | None:
+def case_metrics(spec: CaseSpec, repeats: list[dict[str, Any]],
+                 environment: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The case's metrics from its ok repeats; ``environment`` (the run file's) supplies the measured peaks."""
     ok = [r for r in repeats if r["status"] == "ok"]
     if not ok:
         return None
@@ -97,4 +100,20 @@ def case_metrics(spec: CaseSpec, repeats: list[dict[str, Any]]) -> dict[str, Any
             "unit": "tokens/s",
             "source": "batch_size x sequence length / median step time",
         }
+    metrics["energy"] = case_energy(spec.batch_size, tokens, ok)  # J/sample, or unavailable with the reason
+    telemetry = case_telemetry(ok)
+    if telemetry:
+        metrics["telemetry"] = telemetry
+    metrics.update(efficiency_metrics(spec, median, environment))
+    profile = next((r["profile"] for r in ok if r.get("profile")), None)
+    if profile:
+        metrics["profile"] = profile   # the first repeat's trace and top operators (harness.profiling)
     return metrics
+
+
+def efficiency_metrics(spec: CaseSpec, median_step_s: float, environment: dict[str, Any] | None) -> dict[str, Any]:
+    """achieved FLOP/s, MFU against the run's stored peaks and % of datasheet spec (reports.efficiency)."""
+    from reports.efficiency import case_efficiency  # lazy: reports imports harness.results, which imports us
+
+    flops = workloads.get(spec.workload).flops_per_step(spec.size, spec.mode, spec.batch_size)
+    return case_efficiency(spec.to_dict(), flops, median_step_s, environment)

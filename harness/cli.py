@@ -8,8 +8,10 @@ User mistakes are ``TribenchError``s: one line on stderr, exit code 2.
 from __future__ import annotations
 
 import json
+import random
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -64,30 +66,45 @@ def run(
     timeout: float = typer.Option(600.0, help="Seconds before a worker process is killed (status timeout)."),
     output: Path | None = typer.Option(None, help="Run file to write (default results/run-<id>.json)."),
     tag: list[str] = typer.Option([], help="KEY=VALUE label stored in the run file; repeatable."),
+    report: bool = typer.Option(False, "--report", help="Also write the HTML report next to the run file (.html)."),
+    energy: bool = typer.Option(True, "--energy/--no-energy",
+                                help="Measure energy around the timed steps (RAPL, NVML); cases without a "
+                                     "counter say why."),
+    idle_baseline: float = typer.Option(2.0, "--idle-baseline", metavar="SECONDS",
+                                        help="Idle power measured before the first case, for net-of-idle "
+                                             "energy (0: off)."),
+    profile: bool = typer.Option(False, "--profile",
+                                 help="After each case's measurement, trace a few steps with the framework's "
+                                      "profiler into <run file>-traces/ (never during the timed steps)."),
+    profile_steps: int = typer.Option(3, min=1, help="Steps traced per case with --profile."),
+    python: list[str] = typer.Option([], "--python", metavar="[LABEL=]PATH",
+                                     help="Interpreter to run cases under; give it twice for a same-job A/B "
+                                          "run (every case under each, labelled A, B or LABEL)."),
+    measure_peak: bool = typer.Option(False, "--measure-peak",
+                                      help="Measure the device peaks first where none are cached (for MFU)."),
 ) -> None:
     """Run a suite (default: smoke) and write a run file."""
+    from harness.ab import parse_pythons
+    from harness.peak import store_in_run
     from harness.results import new_run_id
     from harness.run import default_output, run_cases, start_run
-    from harness.runner import RunOptions
-    from harness.timing import TimingConfig
+    from reports.cli_report import after_run
     from reports.table import summary_table
-    from suites import expand, suite_file
 
     if timeout <= 0:
         raise InvalidValue(f"--timeout must be above 0 seconds, got {timeout}")
-    matrix = suite_file.load(suite).override(
-        backends=split_list(backend), workloads=split_list(workload), sizes=split_list(size),
-        modes=split_list(mode), batch_sizes=split_list(batch), precisions=split_list(precision),
-        compile=split_list(compile), devices=split_list(device),
-    )
-    specs = expand(matrix)
-    timing = TimingConfig(min_steps=min_steps, min_time_s=min_time, max_time_s=max(max_time, min_time),
-                          target_ci=target_ci)
-    options = RunOptions(timing=timing, repeats=repeats, timeout_s=timeout)
+    pythons = parse_pythons(python)
+    specs = _specs(suite, pythons, backends=backend, workloads=workload, sizes=size, modes=mode,
+                   batch_sizes=batch, precisions=precision, compile=compile, devices=device)
     run_id = new_run_id()
     path = output or default_output(Path("results"), run_id)
+    options = _run_options(path, pythons, repeats=repeats, timeout_s=timeout, min_steps=min_steps,
+                           min_time=min_time, max_time=max_time, target_ci=target_ci, energy=energy,
+                           idle_baseline=idle_baseline, profile_steps=profile_steps if profile else None)
     with err.status("checking backends and devices…"):
         run_file, planned = start_run(path, specs, options, parse_tags(tag), sys.argv, run_id)
+    with err.status("measuring device peaks…" if measure_peak else "looking up cached device peaks…"):
+        store_in_run(run_file, planned, measure=measure_peak)  # environment["peaks"], for MFU
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     total = sum(1 if case.skip_reason else repeats for case in planned)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -109,7 +126,44 @@ def run(
         err.print(f"[yellow]interrupted[/]: {finished} finished case(s) kept in {escape(str(path))}")
         raise typer.Exit(130) from None
     out.print(summary_table(run_file.data))
+    after_run(path, report, out)  # the HTML report, or the command that builds it
+    if profile:
+        from harness.profiling import traces_root
+
+        out.print(f"traces: {escape(str(traces_root(path)))}")
     out.print(f"run file: {escape(str(path))}")
+
+
+def _specs(suite: str, pythons: dict[str, str], **axes: str | None) -> list:
+    """The suite's cases with the CLI's axes replacing the suite's; once per interpreter in an A/B run."""
+    from harness.ab import with_envs
+    from suites import expand, suite_file
+
+    matrix = suite_file.load(suite).override(**{axis: split_list(value) for axis, value in axes.items()})
+    specs = expand(matrix)
+    return with_envs(specs, list(pythons)) if len(pythons) > 1 else specs
+
+
+def _run_options(path: Path, pythons: dict[str, str], *, repeats: int, timeout_s: float, min_steps: int,
+                 min_time: float, max_time: float, target_ci: float, energy: bool, idle_baseline: float,
+                 profile_steps: int | None):
+    """RunOptions from the flags: timing, energy, interpreters (A/B order seeded at random), profiling."""
+    from harness.probes.energy import EnergySettings
+    from harness.profiling import ProfileOptions
+    from harness.runner import RunOptions
+    from harness.timing import TimingConfig
+
+    timing = TimingConfig(min_steps=min_steps, min_time_s=min_time, max_time_s=max(max_time, min_time),
+                          target_ci=target_ci)
+    options = RunOptions(timing=timing, repeats=repeats, timeout_s=timeout_s,
+                         energy=EnergySettings(enabled=energy, idle_baseline_s=idle_baseline))
+    if len(pythons) == 1:
+        options = replace(options, python=next(iter(pythons.values())))
+    elif pythons:
+        options = replace(options, pythons=pythons, order_seed=random.SystemRandom().randrange(2**31))
+    if profile_steps:  # traces go next to the run file: <run file stem>-traces/<case slug>/
+        options = replace(options, profile=ProfileOptions(path, profile_steps))
+    return options
 
 
 def _status_mark(status: str) -> str:
@@ -195,15 +249,50 @@ def _list_suites() -> None:
 
 @app.command()
 def env(as_json: bool = typer.Option(False, "--json", help="Print the capture as JSON.")) -> None:
-    """Print the environment a run would record (machine, accelerators, frameworks, fingerprint)."""
+    """Print the environment a run would record (machine, accelerators, frameworks, fingerprint, energy sources)."""
     from harness import environment
+    from harness.probes import sources
+    from reports.table import energy_sources_table
 
     frameworks = {info.name: info.to_dict() for info in _availabilities()}
     captured = environment.capture(frameworks)
+    captured["energy_sources"] = sources.describe()  # which energy counters this machine offers, and why not
     if as_json:
         print(json.dumps(captured, indent=2))
         return
-    _print_tree(captured)
+    _print_tree({key: value for key, value in captured.items() if key != "energy_sources"})
+    out.print(energy_sources_table(captured["energy_sources"]))
+
+
+def _register_regression_commands() -> None:
+    """compare / history / export live in reports.cli_regress (light to import; heavy imports inside each)."""
+    from reports import cli_regress
+
+    for name in ("compare", "history", "export"):
+        app.command(name)(getattr(cli_regress, name))
+
+
+_register_regression_commands()
+
+
+def _register_report_command() -> None:
+    """``tribench report`` lives in reports.cli_report (light to import; pandas/plotly inside)."""
+    from reports.cli_report import report
+
+    app.command("report")(report)
+
+
+_register_report_command()
+
+
+def _register_peak_command() -> None:
+    """``tribench peak`` lives in reports.cli_peak (light to import; each framework measures in a worker)."""
+    from reports.cli_peak import peak
+
+    app.command("peak")(peak)
+
+
+_register_peak_command()
 
 
 def _print_tree(data: dict, indent: int = 0) -> None:

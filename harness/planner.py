@@ -47,6 +47,7 @@ def plan_case(spec: CaseSpec, availability: Availability) -> PlannedCase:
     return PlannedCase(spec)
 
 
-def plan(specs: list[CaseSpec], availability_of: Callable[[str], Availability]) -> list[PlannedCase]:
-    planned = [plan_case(spec, availability_of(spec.backend)) for spec in specs]
+def plan(specs: list[CaseSpec], availability_of: Callable[[CaseSpec], Availability]) -> list[PlannedCase]:
+    """Plan every spec; ``availability_of`` answers for the spec's backend under the spec's interpreter."""
+    planned = [plan_case(spec, availability_of(spec)) for spec in specs]
     return list({case.spec: case for case in planned}.values())  # auto may resolve onto an explicit device

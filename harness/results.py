@@ -104,7 +104,7 @@ class RunFile:
         case = self._case_entry(spec)
         case["status"], case["error"] = case_status(repeats)
         case["repeats"] = repeats
-        case["metrics"] = case_metrics(spec, repeats)
+        case["metrics"] = case_metrics(spec, repeats, self.data.get("environment"))
         self.save()
         return case
 

@@ -6,25 +6,27 @@ The CLI adds flags, progress and tables on top; tests drive this directly.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from backends.base import Availability
 from harness import availability, environment
 from harness.errors import BackendUnavailable
 from harness.planner import PlannedCase, plan
+from harness.probes.baseline import measure_idle
 from harness.results import RunFile, check_writable
 from harness.runner import Progress, RunOptions, execute
 from harness.spec import CaseSpec
 
 
-def plan_or_refuse(specs: list[CaseSpec], availability_of: Callable[[str], Availability]) -> list[PlannedCase]:
+def plan_or_refuse(specs: list[CaseSpec], availability_of: Callable[[CaseSpec], Availability]) -> list[PlannedCase]:
     """Plan the cases; refuse (exit 2) when not one of them could run because frameworks are missing."""
     planned = plan(specs, availability_of)
-    requested = sorted({spec.backend for spec in specs})
-    missing = [name for name in requested if not availability_of(name).installed]
-    if missing and len(missing) == len(requested):
-        hints = "; ".join(f"{name}: {availability_of(name).install_hint}" for name in missing)
-        raise BackendUnavailable(f"no requested backend is installed ({', '.join(missing)}); install with {hints}")
+    if specs and not any(availability_of(spec).installed for spec in specs):
+        first = {spec.backend: spec for spec in reversed(specs)}
+        hints = "; ".join(f"{name}: {availability_of(first[name]).install_hint}" for name in sorted(first))
+        raise BackendUnavailable(f"no requested backend is installed ({', '.join(sorted(first))}); "
+                                 f"install with {hints}")
     return planned
 
 
@@ -36,20 +38,40 @@ def start_run(output: Path, specs: list[CaseSpec], options: RunOptions, tags: di
               command: list[str], run_id: str) -> tuple[RunFile, list[PlannedCase]]:
     """Plan, capture the environment and create the (empty) run file on disk."""
     check_writable(output)
-    query = lambda name: availability.query(name, options.python)  # noqa: E731
+    def query(spec: CaseSpec) -> Availability:
+        return availability.query(spec.backend, options.python_for(spec.env))
+
     planned = plan_or_refuse(specs, query)
     used = sorted({case.spec.backend for case in planned})
-    frameworks = {name: query(name).to_dict() for name in used}
-    settings = {"timing": options.timing.to_dict(), "repeats": options.repeats, "timeout_s": options.timeout_s}
-    run_file = RunFile(output, environment.capture(frameworks), settings, tags, command, run_id)
+    frameworks = {name: availability.query(name, options.python).to_dict() for name in used}
+    settings = {"timing": options.timing.to_dict(), "repeats": options.repeats, "timeout_s": options.timeout_s,
+                "energy": {k: v for k, v in options.energy.to_dict().items() if k != "baselines"}}
+    env = environment.capture(frameworks)
+    if options.pythons:  # same-job A/B: each interpreter's own framework versions
+        env["envs"] = {label: {"python": python, "frameworks": {
+            name: availability.query(name, python).to_dict() for name in used}}
+            for label, python in options.pythons.items()}
+        settings["envs"] = dict(options.pythons)
+        settings["ab_order_seed"] = options.order_seed
+    run_file = RunFile(output, env, settings, tags, command, run_id)
     run_file.save()
     return run_file, planned
 
 
+def idle_baseline(run_file: RunFile, planned: list[PlannedCase], options: RunOptions) -> RunOptions:
+    """Measure idle power once, before the first case, for every device the run uses; keep it in the run file."""
+    devices = {case.spec.device for case in planned if not case.skip_reason}
+    baseline = measure_idle(devices, options.energy)
+    run_file.data["idle_baseline"] = baseline
+    run_file.save()
+    return replace(options, energy=options.energy.with_baselines(baseline["readings"]))
+
+
 def run_cases(run_file: RunFile, planned: list[PlannedCase], options: RunOptions,
               on_result: Progress | None = None) -> None:
-    """Execute and mark the run complete, or interrupted on Ctrl-C/SIGTERM (then re-raise)."""
+    """Measure the idle baseline, execute, and mark the run complete, or interrupted on Ctrl-C/SIGTERM."""
     try:
+        options = idle_baseline(run_file, planned, options)
         execute(planned, run_file, options, on_result)
     except KeyboardInterrupt:
         run_file.finish("interrupted")

@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from harness.planner import PlannedCase
+from harness.probes.energy import EnergySettings
+from harness.profiling import ProfileOptions
 from harness.results import RunFile
 from harness.spec import CaseSpec
 from harness.timing import TimingConfig
@@ -40,6 +43,15 @@ class RunOptions:
     repeats: int = 1
     timeout_s: float = 600.0
     python: str = sys.executable
+    pythons: dict[str, str] = field(default_factory=dict)  # same-job A/B: env label -> interpreter
+    order_seed: int = 0  # seeds the random A/B order of each round (recorded in the run file)
+    energy: EnergySettings = field(default_factory=EnergySettings)  # with the idle baselines once measured
+    profile: ProfileOptions | None = None  # --profile: trace each case's first process after its measurement
+
+
+    def python_for(self, env: str) -> str:
+        """The interpreter a case labelled ``env`` runs under (the default one when unlabelled)."""
+        return self.pythons.get(env, self.python)
 
 
 def tail(text: str, lines: int = STDERR_TAIL_LINES, chars: int = STDERR_TAIL_CHARS) -> str:
@@ -75,10 +87,13 @@ def run_process(spec: CaseSpec, options: RunOptions) -> dict[str, Any]:
     """One fresh worker for ``spec``; always returns a process result, whatever the worker did."""
     with tempfile.TemporaryDirectory(prefix="tribench-") as folder:
         request, output = Path(folder, "in.json"), Path(folder, "out.json")
-        request.write_text(json.dumps({"spec": spec.to_dict(), "timing": options.timing.to_dict()}))
+        request.write_text(json.dumps({"spec": spec.to_dict(), "timing": options.timing.to_dict(),
+                                       "energy": options.energy.to_dict(),
+                                       "profile": options.profile.request_for(spec.id).to_dict()
+                                       if options.profile else None}))
         started = time.perf_counter()
         process = subprocess.Popen(
-            [options.python, "-m", "harness.worker", str(request), str(output)],
+            [options.python_for(spec.env), "-m", "harness.worker", str(request), str(output)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True, env=_worker_env(), text=True, errors="replace",
         )
@@ -96,7 +111,8 @@ def run_process(spec: CaseSpec, options: RunOptions) -> dict[str, Any]:
         finally:
             _kill_group(process)  # anything the worker left behind in its session
         wall = time.perf_counter() - started
-        base = {"wall_s": wall, "exit_code": process.returncode, "stderr_tail": tail(stderr or "")}
+        base = {"wall_s": wall, "exit_code": process.returncode, "stderr_tail": tail(stderr or ""),
+                "python": options.python_for(spec.env)}
         if timed_out:
             return {**base, "status": "timeout", "error": f"timed out after {options.timeout_s:g} s"}
         if output.exists():
@@ -119,12 +135,29 @@ def execute(planned: list[PlannedCase], run_file: RunFile, options: RunOptions,
         if case.skip_reason:
             _record(run_file, case.spec, 0, skipped_result(case.skip_reason), on_result)
     runnable = [case.spec for case in planned if not case.skip_reason]
+    rng = random.Random(options.order_seed)
     for repeat in range(options.repeats):
-        for spec in runnable:
-            result = launch(spec, options)
+        for spec in interleaved(runnable, rng):
+            result = launch(spec, options if repeat == 0 else replace(options, profile=None))  # profile once
             _record(run_file, spec, repeat, result, on_result)
         # a case its backend refused once is refused every time: do not start it again
         runnable = [spec for spec in runnable if run_file.status_of(spec) != "skipped"]
+
+
+def interleaved(specs: list[CaseSpec], rng: random.Random) -> list[CaseSpec]:
+    """The round's order: case points as planned; a point's A/B interpreters in a fresh random order.
+
+    Randomising which interpreter goes first at every point and every repeat keeps a slow drift of
+    the machine (thermal, a neighbour's load) from always favouring the same side.
+    """
+    groups: dict[str, list[CaseSpec]] = {}
+    for spec in specs:
+        groups.setdefault(spec.point_id, []).append(spec)
+    order: list[CaseSpec] = []
+    for group in groups.values():
+        rng.shuffle(group)
+        order.extend(group)
+    return order
 
 
 def _record(run_file: RunFile, spec: CaseSpec, repeat: int, result: dict[str, Any],

@@ -10,7 +10,7 @@ gives the same id and runs can be joined on it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from harness.errors import InvalidChoice, InvalidValue
@@ -33,13 +33,20 @@ class CaseSpec:
     precision: str = "fp32"
     compile: str = "eager"
     device: str = "cpu"
+    env: str = ""          # the interpreter's label in a same-job A/B run (``--python A=... --python B=...``)
 
     @property
     def id(self) -> str:
-        return (
+        point = (
             f"{self.backend}/{self.workload}-{self.size}/{self.mode}/bs{self.batch_size}"
             f"/{self.precision}/{self.compile}/{self.device}"
         )
+        return f"{point}@{self.env}" if self.env else point
+
+    @property
+    def point_id(self) -> str:
+        """The id without the A/B label: the same case point under every interpreter."""
+        return replace(self, env="").id
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -27,11 +27,22 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Protocol
 
 from harness.errors import InvalidValue
 from harness.stats import relative_ci_halfwidth
 
 Clock = Callable[[], float]
+
+
+class MeasurementWindow(Protocol):
+    """Something opened right before the first measured step and closed right after the last
+    (an energy probe window). ``close`` may run extra untimed steps first, e.g. to outlast a
+    counter's update period; those never enter the samples."""
+
+    def open(self) -> None: ...
+
+    def close(self, session) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -127,11 +138,22 @@ def measure_steady(session, config: TimingConfig, clock: Clock) -> tuple[list[fl
             return samples, reason, elapsed, ci
 
 
-def measure(session, config: TimingConfig = TimingConfig(), clock: Clock = time.perf_counter) -> TimingResult:
-    """Compile step, warm-up and measurement of ``session`` (see the module docstring)."""
+def measure(session, config: TimingConfig = TimingConfig(), clock: Clock = time.perf_counter,
+            window: MeasurementWindow | None = None) -> TimingResult:
+    """Compile step, warm-up and measurement of ``session`` (see the module docstring).
+
+    ``window``, if given, is opened after the last warm-up step and closed after the last
+    measured step, so it spans the measured steps only.
+    """
     compile_time = _timed_step(session, clock)
     warmup, steady = warm_up(session, config, clock)
-    samples, reason, wall, ci = measure_steady(session, config, clock)
+    if window is not None:
+        window.open()
+    try:
+        samples, reason, wall, ci = measure_steady(session, config, clock)
+    finally:
+        if window is not None:
+            window.close(session)
     return TimingResult(
         compile_time_s=compile_time,
         warmup_samples_s=warmup,

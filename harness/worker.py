@@ -1,7 +1,7 @@
 """One case in one fresh process: ``python -m harness.worker INPUT.json OUTPUT.json``.
 
-The input holds the CaseSpec and the timing settings; the output holds the
-process's result (status, timing samples, readings). The result goes to a
+The input holds the CaseSpec and the timing and energy settings; the output holds
+the process's result (status, timing samples, readings, the energy window). The result goes to a
 file rather than stdout because frameworks print to stdout at will. Anything
 that kills this process (a crash, a signal, a hang the parent times out) leaves
 no output file, and the parent records the case as failed with our stderr tail.
@@ -14,11 +14,16 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
+from harness import profiling
 from harness.probes import memory as host_memory
+from harness.probes.energy import EnergySettings
+from harness.probes.sources import probes_for
+from harness.probes.timed_window import measure_in_window
 from harness.spec import CaseSpec
-from harness.timing import TimingConfig, measure
+from harness.timing import TimingConfig
 
 
 def _write_json(path: str, data: dict[str, Any]) -> None:
@@ -28,27 +33,41 @@ def _write_json(path: str, data: dict[str, Any]) -> None:
     os.replace(temporary, path)
 
 
-def run_case(spec: CaseSpec, config: TimingConfig) -> dict[str, Any]:
-    """Build the case's session and time it; return the process result (status ok)."""
+def run_case(spec: CaseSpec, config: TimingConfig, energy: EnergySettings = EnergySettings(),
+             profile: profiling.ProfileRequest | None = None,
+             checkpoint: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Build the case's session and time it; return the process result (status ok).
+
+    The energy window opens after warm-up and closes after the last measured step
+    (``harness.probes.timed_window``); a probe that fails makes energy unavailable, not the case.
+    """
     import backends  # the registry; the framework itself is imported by backends.get
 
     setup_start = time.perf_counter()
     session = backends.get(spec.backend).build(spec)
     setup_time = time.perf_counter() - setup_start
     reset_error = host_memory.reset_window_peak()
-    timing = measure(session, config)
+    probes = probes_for(spec.device, energy) if energy.enabled else []
+    timing, energy_record = measure_in_window(session, config, probes, energy, spec.device, spec.batch_size)
     readings = list(session.memory()) + [
         host_memory.process_peak_rss(),
         host_memory.window_peak_rss(reset_error),
     ]
-    return {
+    result = {
         "status": "ok",
         "error": None,
         "setup_time_s": setup_time,
         "timing": timing.to_dict(),
         "param_count": session.param_count(),
         "memory": [reading.to_dict() for reading in readings],
+        "energy": energy_record,
     }
+    if profile is not None:  # after every timed step and reading: the profiler never runs in the timed window
+        if checkpoint:  # should a native profiler take the process down, the measured result survives
+            checkpoint({**result, "profile": profiling.unavailable(
+                profile.steps, "the worker process died while profiling; see the case's stderr tail")})
+        result["profile"] = profiling.capture(session, profile)  # a failure is recorded, never raised
+    return result
 
 
 def main(argv: list[str]) -> int:
@@ -57,10 +76,13 @@ def main(argv: list[str]) -> int:
         request = json.load(handle)
     spec = CaseSpec.from_dict(request["spec"])
     config = TimingConfig(**request["timing"])
+    energy = EnergySettings.from_dict(request.get("energy", {}))
+    profile = profiling.ProfileRequest.from_dict(request["profile"]) if request.get("profile") else None
     from backends.base import CaseSkipped
 
     try:
-        result = run_case(spec, config)
+        result = run_case(spec, config, energy, profile,
+                          checkpoint=lambda partial: _write_json(output_path, {**partial, "pid": os.getpid()}))
     except CaseSkipped as skipped:
         result = {"status": "skipped", "error": str(skipped)}
     except Exception as error:  # a case's failure must not hide its traceback

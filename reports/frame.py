@@ -6,6 +6,9 @@ per spec field), ``status`` and ``error``, and the metrics, flattened with the
 unit in the column name (``throughput_samples_per_s``, ``step_time_p50_s``,
 ``device_peak_memory_bytes`` ...). Each memory column has a ``*_source``
 column beside it; missing readings are NaN with the reason in ``*_reason``.
+Energy: ``energy_per_sample_j`` (measured only; NaN with ``energy_reason``
+otherwise) with its ``energy_method``, ``energy_source`` and ``energy_scope``,
+and the derived J/token, samples/J, average W and net-of-idle J/sample.
 """
 
 from __future__ import annotations
@@ -52,10 +55,35 @@ def _host_memory(readings: list[dict[str, Any]]) -> dict[str, Any]:
     return {"host_peak_rss_bytes": None, "host_peak_rss_source": None}
 
 
+def _value(entry: dict[str, Any] | None) -> float | None:
+    return (entry or {}).get("value")
+
+
+def energy_columns(metrics: dict[str, Any] | None) -> dict[str, Any]:
+    """The case's measured energy (never an estimate) and where it came from, or why there is none."""
+    energy = (metrics or {}).get("energy") or {}
+    throttle = ((metrics or {}).get("telemetry") or {}).get("throttle") or {}
+    return {
+        "energy_per_sample_j": energy.get("value"),
+        "energy_method": energy.get("method"),
+        "energy_source": energy.get("source"),
+        "energy_scope": energy.get("scope"),
+        "energy_reason": energy.get("reason"),
+        "energy_per_token_j": _value(energy.get("per_token")),
+        "samples_per_joule": _value(energy.get("samples_per_joule")),
+        "average_power_w": _value(energy.get("average_power")),
+        "energy_net_per_sample_j": _value(energy.get("net")),
+        "gpu_throttled": throttle.get("throttled"),
+    }
+
+
+ENERGY_NUMERIC = ("energy_per_sample_j", "energy_per_token_j", "samples_per_joule", "average_power_w",
+                  "energy_net_per_sample_j")
+
 NUMERIC_COLUMNS = (
     "throughput_samples_per_s", "throughput_tokens_per_s", *(f"step_time_{n}_s" for n in STEP_FIELDS if n != "noise"),
     "noise_iqr_over_median", "samples", "compile_time_s", "params", "flops_per_step", "device_peak_memory_bytes",
-    "host_peak_rss_bytes",
+    "host_peak_rss_bytes", *ENERGY_NUMERIC,
 )
 
 
@@ -93,6 +121,7 @@ def case_row(run: dict[str, Any], case: dict[str, Any], run_file: str) -> dict[s
         "flops_per_step": case.get("workload", {}).get("flops_per_step", {}).get("value"),
         **device_memory(readings),
         **_host_memory(readings),
+        **energy_columns(metrics),
     }
     return row
 

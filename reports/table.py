@@ -41,24 +41,85 @@ def _noise(step: dict[str, Any]) -> str:
     return f"[bold red]{text} ![/]" if noise is not None and noise > NOISE_WARNING else text
 
 
+def _joules(value: float) -> str:
+    for scale, unit in ((1e3, "kJ"), (1.0, "J"), (1e-3, "mJ"), (1e-6, "µJ")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value / 1e-9:.3g} nJ"
+
+
+def energy_cell(metrics: dict[str, Any]) -> str:
+    """Measured joules per sample, or "n/a: <short reason>"; an estimate is never shown here."""
+    energy = metrics.get("energy")
+    if not energy:
+        return "n/a: not recorded"
+    if energy.get("value") is None:
+        reason = energy.get("short_reason") or energy.get("reason") or "unavailable"
+        return f"n/a: {escape(reason)}"
+    text = f"{_joules(energy['value'])}/sample"
+    if (metrics.get("telemetry") or {}).get("throttle", {}).get("throttled"):
+        text += "\n[bold red]throttled[/]"
+    return text
+
+
+def mfu_cell(metrics: dict[str, Any]) -> str:
+    """MFU (achieved / measured device peak) over the achieved FLOP/s; "n/a" when no peak is known."""
+    achieved = (metrics.get("achieved_flops_per_s") or {}).get("value")
+    mfu = (metrics.get("mfu") or {}).get("value")
+    text = "n/a" if mfu is None else units.percent(mfu)
+    return text if achieved is None else f"{text}\n{units.rate(achieved, 'FLOP/s')}"
+
+
+def mfu_caption(run: dict[str, Any]) -> str | None:
+    """Why MFU is n/a, once for the table (the first reason found), or None when every ok case has it."""
+    for case in run["cases"]:
+        mfu = (case.get("metrics") or {}).get("mfu") or {}
+        if mfu and mfu.get("value") is None:
+            return f"MFU n/a: {escape(mfu.get('reason') or 'no measured peak')}"
+    return None
+
+
 def case_cells(case: dict[str, Any]) -> list[str]:
     status = case.get("status", "?")
     style = STATUS_STYLE.get(status, "white")
     metrics = case.get("metrics")
     if not metrics:
         reason = (case.get("error") or "").splitlines()[0][:120] if case.get("error") else ""
-        return [escape(case["id"]), f"[{style}]{status}[/]", escape(reason), "", "", "", ""]
+        return [escape(case["id"]), f"[{style}]{status}[/]", escape(reason), "", "", "", "", "", ""]
     step = metrics["step_time"]
     return [
         escape(case["id"]), f"[{style}]{status}[/]", _throughput(metrics), units.seconds(step["p50"]),
-        units.seconds(step["p99"]), _noise(step), _peak_memory(case),
+        units.seconds(step["p99"]), _noise(step), _peak_memory(case), energy_cell(metrics), mfu_cell(metrics),
     ]
 
 
 def summary_table(run: dict[str, Any]) -> Table:
-    table = Table(title=f"tribench run {run.get('run_id')}", show_lines=False)
-    for column in ("case", "status", "throughput", "p50", "p99", "noise (IQR/median)", "peak memory"):
+    table = Table(title=f"tribench run {run.get('run_id')}", show_lines=False, caption=mfu_caption(run))
+    for column in ("case", "status", "throughput", "p50", "p99", "noise (IQR/median)", "peak memory",
+                   "energy/sample", "MFU"):
         table.add_column(column, overflow="fold")
     for case in run["cases"]:
         table.add_row(*case_cells(case))
+    return table
+
+
+def _gpu_text(device: dict[str, Any]) -> str:
+    how = ("energy counter" if device["energy_counter"] else "power sampling" if device["power_reading"]
+           else "no counter and no power reading")
+    return f"GPU {device['index']} {device['name']}: {how}"
+
+
+def energy_sources_table(sources: list[dict[str, Any]]) -> Table:
+    """``tribench env``: each energy source, whether this machine offers it, and why not."""
+    table = Table(title="energy sources")
+    for column in ("source", "for", "available", "domains / devices, or why not"):
+        table.add_column(column, overflow="fold")
+    for source in sources:
+        if source["available"]:
+            found = source.get("domains") or [_gpu_text(device) for device in source.get("devices", [])]
+            detail = ", ".join(str(item) for item in found)
+        else:
+            detail = source.get("reason") or "unavailable"
+        table.add_row(escape(source["source"]), escape(source.get("for", "")),
+                      "[green]yes[/]" if source["available"] else "[red]no[/]", escape(detail))
     return table

@@ -215,6 +215,22 @@ def _out_size(size: int, stride: int) -> int:
     return -(-size // stride)
 
 
+def resnet_conv_layers(spec: ResNetSpec):
+    """(kernel, in channels, out channels, output height, output width) of every conv, stem first."""
+    kernel, stride = _resnet_stem(spec)
+    height, width = _out_size(spec.height, stride), _out_size(spec.width, stride)
+    yield kernel, spec.channels, spec.stem_width, height, width
+    if spec.stem == "imagenet":
+        height, width = _out_size(height, 2), _out_size(width, 2)
+    for in_ch, mid, out_ch, block_stride in _resnet_blocks(spec):
+        out_h, out_w = _out_size(height, block_stride), _out_size(width, block_stride)
+        for k, cin, cout, _ in _resnet_block_convs(in_ch, mid, out_ch, block_stride, spec.block):
+            # convs before the strided one in a bottleneck run at the input resolution
+            at_input = spec.block == "bottleneck" and k == 1 and cin == in_ch and cout == mid
+            yield (k, cin, cout, height, width) if at_input else (k, cin, cout, out_h, out_w)
+        height, width = out_h, out_w
+
+
 def forward_flops_per_sample(spec: Architecture) -> int:
     """Analytic forward FLOPs for one sample (conv and matmul multiply-adds x 2)."""
     if isinstance(spec, ConvNetSpec):
@@ -231,19 +247,7 @@ def forward_flops_per_sample(spec: Architecture) -> int:
             inputs = units
         return total
     if isinstance(spec, ResNetSpec):
-        kernel, stride = _resnet_stem(spec)
-        height, width = _out_size(spec.height, stride), _out_size(spec.width, stride)
-        total = _conv_flops(kernel, spec.channels, spec.stem_width, height, width)
-        if spec.stem == "imagenet":
-            height, width = _out_size(height, 2), _out_size(width, 2)
-        for in_ch, mid, out_ch, block_stride in _resnet_blocks(spec):
-            out_h, out_w = _out_size(height, block_stride), _out_size(width, block_stride)
-            for k, cin, cout, _ in _resnet_block_convs(in_ch, mid, out_ch, block_stride, spec.block):
-                # convs before the strided one in a bottleneck run at the input resolution
-                at_input = spec.block == "bottleneck" and k == 1 and cin == in_ch and cout == mid
-                h, w = (height, width) if at_input else (out_h, out_w)
-                total += _conv_flops(k, cin, cout, h, w)
-            height, width = out_h, out_w
+        total = sum(_conv_flops(k, cin, cout, h, w) for k, cin, cout, h, w in resnet_conv_layers(spec))
         return total + 2 * spec.stage_widths[-1] * spec.expansion * spec.classes
     if isinstance(spec, LSTMClassifierSpec):
         total, inputs = 0, spec.features

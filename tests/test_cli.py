@@ -67,14 +67,14 @@ def test_env_json_has_a_fingerprint(fake_frameworks):
 def test_refuses_when_no_requested_framework_is_installed():
     spec = CaseSpec("tensorflow", "cnn", "tiny", "train", 2, device="auto")
     with pytest.raises(BackendUnavailable) as error:
-        plan_or_refuse([spec], fake_availability)
+        plan_or_refuse([spec], lambda case: fake_availability(case.backend))
     assert str(error.value) == ("no requested backend is installed (tensorflow); install with "
                                 "tensorflow: pip install -e '.[tensorflow]'")
 
 
 def test_a_partly_missing_request_skips_the_missing_backend():
     specs = [CaseSpec(b, "cnn", "tiny", "train", 2, device="auto") for b in ("torch", "tensorflow")]
-    planned = plan_or_refuse(specs, fake_availability)
+    planned = plan_or_refuse(specs, lambda case: fake_availability(case.backend))
     assert [case.skip_reason is None for case in planned] == [True, False]
 
 

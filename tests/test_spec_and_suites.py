@@ -16,6 +16,13 @@ def test_case_id_is_stable_and_readable():
     assert CaseSpec.from_dict(spec.to_dict()).id == spec.id
 
 
+def test_an_ab_label_is_part_of_the_id_but_not_of_the_point():
+    spec = CaseSpec("torch", "cnn", "tiny", "train", 8, env="B")
+    assert spec.id == "torch/cnn-tiny/train/bs8/fp32/eager/cpu@B"
+    assert spec.point_id == "torch/cnn-tiny/train/bs8/fp32/eager/cpu"
+    assert CaseSpec.from_dict(spec.to_dict()) == spec
+
+
 def test_unknown_case_fields_are_refused():
     with pytest.raises(InvalidValue, match="unknown case fields: colour"):
         CaseSpec.from_dict({**CaseSpec("torch", "cnn", "tiny", "train", 1).to_dict(), "colour": "red"})
@@ -102,7 +109,7 @@ def test_auto_picks_the_best_device_and_missing_devices_are_skipped():
     assert best_device(available("cpu", "mps")) == "mps"
     assert best_device(available("cpu")) == "cpu"
     specs = [CaseSpec("torch", "cnn", "tiny", "train", 2, device=d) for d in ("auto", "gpu", "cpu")]
-    planned = plan(specs, lambda name: available("cpu"))
+    planned = plan(specs, lambda spec: available("cpu"))
     # auto resolves to cpu, which merges with the explicit cpu case; gpu is skipped with a reason
     assert [(p.spec.device, p.skip_reason) for p in planned] == [
         ("cpu", None), ("gpu", "no gpu device visible to torch (it sees: cpu)")]
@@ -110,5 +117,5 @@ def test_auto_picks_the_best_device_and_missing_devices_are_skipped():
 
 def test_a_missing_framework_skips_its_cases_with_the_install_command():
     (case,) = plan([CaseSpec("torch", "cnn", "tiny", "train", 2, device="auto")],
-                   lambda name: available(installed=False, reason="not installed (missing: torch)"))
+                   lambda spec: available(installed=False, reason="not installed (missing: torch)"))
     assert case.skip_reason == "torch not installed (missing: torch); install with: pip install -e '.[torch]'"

@@ -101,3 +101,27 @@ def test_is_steady_needs_two_full_windows():
 def test_bad_timing_config_is_a_user_error(bad):
     with pytest.raises(InvalidValue):
         TimingConfig(**bad)
+
+
+class RecordingWindow:
+    def __init__(self, clock, session):
+        self.clock, self.session, self.events = clock, session, []
+
+    def open(self):
+        self.events.append(("open", self.session.steps, self.clock.now))
+
+    def close(self, session):
+        assert session is self.session
+        self.events.append(("close", self.session.steps, self.clock.now))
+
+
+def test_a_window_spans_exactly_the_measured_steps():
+    clock = FakeClock(start=0.0)
+    session = FakeSession(clock, [0.5] + [T] * 10_000)
+    window = RecordingWindow(clock, session)
+    result = measure(session, TimingConfig(warmup_window=2, min_steps=10, min_time_s=0.0), clock, window)
+    warmup, measured = len(result.warmup_samples_s), len(result.samples_s)
+    assert window.events == [
+        ("open", 1 + warmup, 0.5 + warmup * T),
+        ("close", 1 + warmup + measured, 0.5 + (warmup + measured) * T),
+    ]

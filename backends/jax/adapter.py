@@ -29,6 +29,7 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import flax
@@ -345,6 +346,12 @@ class JaxSession:
 
     def param_count(self) -> int:
         return self._params
+
+    def profile(self, steps: int, folder: Path) -> dict:
+        """Optional protocol method: trace ``steps`` steps with jax.profiler (backends.jax.profiling)."""
+        from backends.jax import profiling
+
+        return profiling.profile(self, steps, folder)
 
 
 def initial_state(model: nn.Module, inputs: jax.Array, precision: str,

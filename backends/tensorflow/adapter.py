@@ -22,6 +22,7 @@ import math
 import os
 import platform
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from backends.tensorflow.devices import require_keras_on_tensorflow
@@ -283,6 +284,12 @@ class TensorFlowSession:
 
     def param_count(self) -> int:
         return sum(math.prod(variable.shape) for variable in self._model.trainable_variables)
+
+    def profile(self, steps: int, folder: Path) -> dict:
+        """Optional protocol method: trace ``steps`` steps with tf.profiler (backends.tensorflow.profiling)."""
+        from backends.tensorflow import profiling
+
+        return profiling.profile(self, steps, folder)
 
 
 def _reset_memory_stats(kind: str) -> None:

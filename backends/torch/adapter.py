@@ -23,6 +23,7 @@ import platform
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -248,6 +249,12 @@ class TorchSession:
 
     def param_count(self) -> int:
         return models.trainable_params(self.model)
+
+    def profile(self, steps: int, folder: Path) -> dict:
+        """Optional protocol method: trace ``steps`` steps with torch.profiler (backends.torch.profiling)."""
+        from backends.torch import profiling
+
+        return profiling.profile(self, steps, folder)
 
 
 def create_session(case: CaseSpec, device: torch.device) -> TorchSession:
