@@ -100,6 +100,13 @@ def case_metrics(spec: CaseSpec, repeats: list[dict[str, Any]],
             "unit": "tokens/s",
             "source": "batch_size x sequence length / median step time",
         }
+    if spec.devices > 1:  # data-parallel: global throughput over the ranks (harness.distributed)
+        from harness.distributed import global_metrics
+
+        metrics.update(global_metrics(spec, ok))
+        if tokens:
+            metrics["token_throughput"] = {"value": metrics["throughput"]["value"] * tokens, "unit": "tokens/s",
+                                           "source": "global throughput x sequence length"}
     metrics["energy"] = case_energy(spec.batch_size, tokens, ok)  # J/sample, or unavailable with the reason
     telemetry = case_telemetry(ok)
     if telemetry:

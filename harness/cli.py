@@ -82,6 +82,11 @@ def run(
                                           "run (every case under each, labelled A, B or LABEL)."),
     measure_peak: bool = typer.Option(False, "--measure-peak",
                                       help="Measure the device peaks first where none are cached (for MFU)."),
+    devices: int = typer.Option(1, "--devices", min=1,
+                                help="Data-parallel processes per case, one per device (torch only so far); "
+                                     "the batch size is per device."),
+    scaling: bool = typer.Option(False, "--scaling",
+                                 help="With --devices N: run 1, 2, 4, ... N devices, for scaling efficiency."),
 ) -> None:
     """Run a suite (default: smoke) and write a run file."""
     from harness.ab import parse_pythons
@@ -96,11 +101,16 @@ def run(
     pythons = parse_pythons(python)
     specs = _specs(suite, pythons, backends=backend, workloads=workload, sizes=size, modes=mode,
                    batch_sizes=batch, precisions=precision, compile=compile, devices=device)
+    if devices > 1 or scaling:
+        from harness.distributed import with_device_counts
+
+        specs = with_device_counts(specs, devices, scaling)
     run_id = new_run_id()
     path = output or default_output(Path("results"), run_id)
     options = _run_options(path, pythons, repeats=repeats, timeout_s=timeout, min_steps=min_steps,
                            min_time=min_time, max_time=max_time, target_ci=target_ci, energy=energy,
                            idle_baseline=idle_baseline, profile_steps=profile_steps if profile else None)
+    options = replace(options, scaling=scaling)
     with err.status("checking backends and devices…"):
         run_file, planned = start_run(path, specs, options, parse_tags(tag), sys.argv, run_id)
     with err.status("measuring device peaks…" if measure_peak else "looking up cached device peaks…"):

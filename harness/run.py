@@ -73,6 +73,10 @@ def run_cases(run_file: RunFile, planned: list[PlannedCase], options: RunOptions
     try:
         options = idle_baseline(run_file, planned, options)
         execute(planned, run_file, options, on_result)
+        if any(case.spec.devices > 1 for case in planned):
+            from harness.distributed import add_scaling
+
+            add_scaling(run_file.data["cases"], options.scaling)
     except KeyboardInterrupt:
         run_file.finish("interrupted")
         raise

@@ -47,6 +47,7 @@ class RunOptions:
     order_seed: int = 0  # seeds the random A/B order of each round (recorded in the run file)
     energy: EnergySettings = field(default_factory=EnergySettings)  # with the idle baselines once measured
     profile: ProfileOptions | None = None  # --profile: trace each case's first process after its measurement
+    scaling: bool = False  # --scaling: the run has 1, 2, 4, ... devices of each data-parallel point
 
 
     def python_for(self, env: str) -> str:
@@ -85,6 +86,10 @@ def _kill_group(process: subprocess.Popen) -> None:
 
 def run_process(spec: CaseSpec, options: RunOptions) -> dict[str, Any]:
     """One fresh worker for ``spec``; always returns a process result, whatever the worker did."""
+    if spec.devices > 1:  # data-parallel: one process per device (harness.distributed)
+        from harness.distributed import run_distributed
+
+        return run_distributed(spec, options)
     with tempfile.TemporaryDirectory(prefix="tribench-") as folder:
         request, output = Path(folder, "in.json"), Path(folder, "out.json")
         request.write_text(json.dumps({"spec": spec.to_dict(), "timing": options.timing.to_dict(),

@@ -34,13 +34,14 @@ class CaseSpec:
     compile: str = "eager"
     device: str = "cpu"
     env: str = ""          # the interpreter's label in a same-job A/B run (``--python A=... --python B=...``)
+    devices: int = 1       # data-parallel ranks (issue 8); batch_size is per device
 
     @property
     def id(self) -> str:
         point = (
             f"{self.backend}/{self.workload}-{self.size}/{self.mode}/bs{self.batch_size}"
             f"/{self.precision}/{self.compile}/{self.device}"
-        )
+        ) + (f"/x{self.devices}" if self.devices > 1 else "")
         return f"{point}@{self.env}" if self.env else point
 
     @property

@@ -9,6 +9,7 @@ no output file, and the parent records the case as failed with our stderr tail.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -43,12 +44,20 @@ def run_case(spec: CaseSpec, config: TimingConfig, energy: EnergySettings = Ener
     """
     import backends  # the registry; the framework itself is imported by backends.get
 
-    setup_start = time.perf_counter()
-    session = backends.get(spec.backend).build(spec)
+    setup_start = time.perf_counter()  # the framework's import counts as setup, as it always has
+    backend = backends.get(spec.backend)
+    if spec.devices > 1 and not getattr(backend, "data_parallel", False):
+        from backends.base import CaseSkipped
+        from harness.distributed import unsupported_reason
+
+        raise CaseSkipped(unsupported_reason(spec.backend))
+    session = backend.build(spec)
     setup_time = time.perf_counter() - setup_start
     reset_error = host_memory.reset_window_peak()
     probes = probes_for(spec.device, energy) if energy.enabled else []
-    timing, energy_record = measure_in_window(session, config, probes, energy, spec.device, spec.batch_size)
+    scope = getattr(session, "distributed_scope", None)  # data-parallel: barrier, then uneven-step join
+    with scope() if spec.devices > 1 and scope else contextlib.nullcontext():
+        timing, energy_record = measure_in_window(session, config, probes, energy, spec.device, spec.batch_size)
     readings = list(session.memory()) + [
         host_memory.process_peak_rss(),
         host_memory.window_peak_rss(reset_error),

@@ -13,6 +13,7 @@ and the derived J/token, samples/J, average W and net-of-idle J/sample.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -21,6 +22,9 @@ from harness.results import load_run
 from harness.spec import CaseSpec
 
 SPEC_FIELDS = [name for name in CaseSpec.__dataclass_fields__]
+# fields added to the spec later (env, devices) take their default in older run files
+SPEC_DEFAULTS = {name: f.default for name, f in CaseSpec.__dataclass_fields__.items()
+                 if f.default is not dataclasses.MISSING}
 STEP_FIELDS = ("median", "mean", "stdev", "min", "max", "p50", "p90", "p99", "iqr", "noise", "ci_low", "ci_high")
 
 
@@ -107,7 +111,7 @@ def case_row(run: dict[str, Any], case: dict[str, Any], run_file: str) -> dict[s
         "git_commit": env.get("git", {}).get("commit"),
         "tags": ",".join(f"{k}={v}" for k, v in sorted(run.get("tags", {}).items())),
         "case_id": case["id"],
-        **{name: case["spec"].get(name) for name in SPEC_FIELDS},
+        **{name: case["spec"].get(name, SPEC_DEFAULTS.get(name)) for name in SPEC_FIELDS},
         "status": case.get("status"),
         "error": case.get("error"),
         "repeats": len(case.get("repeats", [])),

@@ -19,6 +19,7 @@ Decisions a reader of the results should know:
 
 from __future__ import annotations
 
+import functools
 import platform
 import subprocess
 from collections.abc import Callable
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from backends.base import Availability, CaseSkipped, MemoryReading
-from backends.torch import devices, models
+from backends.torch import devices, distributed, models
 from harness import cpuinfo
 from harness.readings import Reading
 from harness.spec import CaseSpec
@@ -267,8 +268,14 @@ def create_session(case: CaseSpec, device: torch.device) -> TorchSession:
         model = model.to(memory_format=torch.channels_last)
         batch = Batch(batch.inputs.contiguous(memory_format=torch.channels_last), batch.targets)
     model.train(case.mode == "train")
-    runner = torch.compile(model) if case.compile == "compiled" else model
-    return TorchSession(model, runner, batch, case, device)
+    ranks = case.devices > 1  # a data-parallel case (tribench itself may run under torchrun: not the env)
+    parallel = distributed.wrap(model, device) if ranks and case.mode == "train" else None
+    wrapped = parallel or model
+    runner = torch.compile(wrapped) if case.compile == "compiled" else wrapped
+    session = TorchSession(model, runner, batch, case, device)
+    if ranks:  # the worker times the steps inside this (barrier; DDP join when training)
+        session.distributed_scope = functools.partial(distributed.scope, parallel)
+    return session
 
 
 # ---------------------------------------------------------------- backend
@@ -276,6 +283,7 @@ def create_session(case: CaseSpec, device: torch.device) -> TorchSession:
 
 class TorchBackend:
     name = "torch"
+    data_parallel = True  # --devices N: DistributedDataParallel, one process per device
 
     def availability(self) -> Availability:
         present = _present_devices()
@@ -295,6 +303,8 @@ class TorchBackend:
         if reason:
             raise CaseSkipped(reason)
         device = torch.device(devices.torch_device_type(case.device))
+        if case.devices > 1:  # a data-parallel rank: join the group (env://), take cuda:LOCAL_RANK
+            device = distributed.init(device.type)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         session = create_session(case, device)

@@ -5,6 +5,10 @@ Its behaviour per workload comes from ``FAKE_BACKEND_BEHAVIOUR``, e.g.
 ok (steps sleep ``FAKE_STEP_S`` seconds), crash (``os._exit(3)`` in build),
 segfault (SIGSEGV to itself), hang (sleeps forever in build), raise
 (RuntimeError in build), skip (CaseSkipped), slow (steps of 0.2 s).
+Data-parallel ranks (``RANK`` set): rank1-crash (rank 1 calls ``os._exit(3)`` at its 5th step),
+rank1-hang (rank 1 sleeps forever at its 5th step), rank1-raise (RuntimeError there), the other
+ranks stepping 0.5 s meanwhile; the pid file then names the rank, and with FAKE_PID_FOLDER rank 1
+fails only once rank 0 has written its own (so rank 0 is surely mid-run).
 """
 
 from __future__ import annotations
@@ -24,13 +28,25 @@ def _behaviour(workload: str) -> str:
 
 
 class FakeSession:
-    def __init__(self, step_s: float) -> None:
+    def __init__(self, step_s: float, fail_at_step: str = "", wait_for: str = "") -> None:
         self.step_s = step_s
         self.steps = 0
+        self.fail_at_step = fail_at_step  # "crash", "hang" or "raise" at the 5th step (data-parallel rank tests)
+        self.wait_for = wait_for  # rank 0's pid file: fail only once rank 0 is surely mid-run
 
     def step(self) -> int:
         time.sleep(self.step_s)
         self.steps += 1
+        if self.steps == 5 and self.fail_at_step and self.wait_for:
+            deadline = time.monotonic() + 30
+            while not os.path.exists(self.wait_for) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        if self.steps == 5 and self.fail_at_step == "crash":
+            os._exit(3)
+        if self.steps == 5 and self.fail_at_step == "hang":
+            time.sleep(3600)
+        if self.steps == 5 and self.fail_at_step == "raise":
+            raise RuntimeError("rank 1 exploded")
         return self.steps
 
     def sync(self, handle: object) -> None:
@@ -45,15 +61,19 @@ class FakeSession:
 
 class FakeBackend:
     name = "fake"
+    data_parallel = True  # runs its ranks side by side (no collectives): for the launcher's tests
 
     def availability(self) -> Availability:
         return Availability(name="fake", installed=True, version="0.0", devices=("cpu",))
 
     def build(self, case) -> FakeSession:
         behaviour = _behaviour(case.workload)
+        if "RANK" in os.environ:  # a stderr line from every rank: the launcher must keep each rank's tail
+            print(f"fake rank {os.environ['RANK']} built", flush=True, file=sys.stderr)
         pid_file = os.environ.get("FAKE_PID_FOLDER")
         if pid_file:  # lets tests check that the runner left no worker behind
-            with open(os.path.join(pid_file, f"{case.workload}.pid"), "w") as handle:
+            rank = f"-rank{os.environ['RANK']}" if "RANK" in os.environ else ""
+            with open(os.path.join(pid_file, f"{case.workload}{rank}.pid"), "w") as handle:
                 handle.write(str(os.getpid()))
         if behaviour == "crash":
             os._exit(3)
@@ -67,6 +87,11 @@ class FakeBackend:
         if behaviour == "skip":
             raise CaseSkipped("the fake cannot do this")
         step_s = 0.2 if behaviour == "slow" else float(os.environ.get("FAKE_STEP_S", "0.001"))
+        if behaviour.startswith("rank1-"):  # the healthy ranks are still mid-run (0.5 s steps) when rank 1 fails
+            failing = os.environ.get("RANK") == "1"
+            rank0 = os.path.join(pid_file, f"{case.workload}-rank0.pid") if pid_file else ""
+            return FakeSession(step_s if failing else 0.5, behaviour.removeprefix("rank1-") if failing else "",
+                               rank0 if failing else "")
         return FakeSession(step_s)
 
 
