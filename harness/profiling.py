@@ -202,6 +202,21 @@ def _clip(event: OpEvent, windows: list[tuple[float, float]]) -> list[OpEvent]:
             for ws, we in windows if event.start < we and event.end > ws]
 
 
+def _sweep(events: list[OpEvent]):
+    """Yield (left, right, events running throughout [left, right)) between consecutive event boundaries."""
+    points = sorted({t for e in events for t in (e.start, e.end)})
+    ordered = sorted(events, key=lambda e: e.start)
+    active: list[OpEvent] = []
+    index = 0
+    for left, right in zip(points, points[1:], strict=False):
+        active = [e for e in active if e.end > left]
+        while index < len(ordered) and ordered[index].start <= left:
+            if ordered[index].end > left:
+                active.append(ordered[index])
+            index += 1
+        yield left, right, active
+
+
 def _innermost_segments(events: list[OpEvent]) -> list[OpEvent]:
     """Per thread, the pieces of time where each event is the innermost one running (children excluded)."""
     segments = []
@@ -209,16 +224,7 @@ def _innermost_segments(events: list[OpEvent]) -> list[OpEvent]:
     for event in events:
         by_thread[event.thread].append(event)
     for thread_events in by_thread.values():
-        points = sorted({t for e in thread_events for t in (e.start, e.end)})
-        ordered = sorted(thread_events, key=lambda e: (e.start, -e.end))
-        active: list[OpEvent] = []
-        index = 0
-        for left, right in zip(points, points[1:], strict=False):
-            active = [e for e in active if e.end > left]
-            while index < len(ordered) and ordered[index].start <= left:
-                if ordered[index].end > left:
-                    active.append(ordered[index])
-                index += 1
+        for left, right, active in _sweep(thread_events):
             if active:
                 inner = max(active, key=lambda e: (e.start, -e.end))
                 segments.append(OpEvent(inner.name, inner.thread, left, right))
@@ -227,17 +233,8 @@ def _innermost_segments(events: list[OpEvent]) -> list[OpEvent]:
 
 def _shared_wall_time(segments: list[OpEvent]) -> dict[str, float]:
     """Split every instant equally among the segments running then (one per thread at most)."""
-    points = sorted({t for s in segments for t in (s.start, s.end)})
-    ordered = sorted(segments, key=lambda s: s.start)
     shares: dict[str, float] = defaultdict(float)
-    active: list[OpEvent] = []
-    index = 0
-    for left, right in zip(points, points[1:], strict=False):
-        active = [s for s in active if s.end > left]
-        while index < len(ordered) and ordered[index].start <= left:
-            if ordered[index].end > left:
-                active.append(ordered[index])
-            index += 1
+    for left, right, active in _sweep(segments):
         for segment in active:
             shares[segment.name] += (right - left) / len(active)
     return shares
