@@ -27,15 +27,22 @@ class BackendEntry:
     module: str                 # module exposing backend()
     requires: tuple[str, ...]   # top-level import names that must be findable
     install_hint: str
+    # How a data-parallel case (--devices N>1) runs: "process-per-device" (N worker processes, the
+    # torchrun way, harness.distributed) or "single-process" (one worker drives every local device).
+    launch: str = "process-per-device"
+    # A framework-free module whose ``worker_env(spec, base) -> dict`` adds variables to the worker's
+    # environment before the framework is imported there (e.g. JAX's forced host device count).
+    worker_env: str | None = None
 
 
 _BUILTIN = (
     BackendEntry("torch", "backends.torch.adapter", ("torch",), "pip install -e '.[torch]'"),
     BackendEntry(
         "tensorflow", "backends.tensorflow.adapter", ("tensorflow", "keras"),
-        "pip install -e '.[tensorflow]'",
+        "pip install -e '.[tensorflow]'", launch="single-process",
     ),
-    BackendEntry("jax", "backends.jax.adapter", ("jax", "flax", "optax"), "pip install -e '.[jax]'"),
+    BackendEntry("jax", "backends.jax.adapter", ("jax", "flax", "optax"), "pip install -e '.[jax]'",
+                 launch="single-process", worker_env="backends.jax.launch"),
 )
 
 EXTRA_ENV = "TRIBENCH_EXTRA_BACKENDS"
@@ -74,6 +81,12 @@ def missing_packages(name: str) -> list[str]:
 
 def is_installed(name: str) -> bool:
     return not missing_packages(name)
+
+
+def worker_env(spec, base: dict[str, str]) -> dict[str, str]:
+    """The variables backend ``spec.backend`` needs set in its worker before its framework loads."""
+    module = entry(spec.backend).worker_env
+    return importlib.import_module(module).worker_env(spec, base) if module else {}
 
 
 def get(name: str):

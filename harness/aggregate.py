@@ -100,7 +100,7 @@ def case_metrics(spec: CaseSpec, repeats: list[dict[str, Any]],
             "unit": "tokens/s",
             "source": "batch_size x sequence length / median step time",
         }
-    if spec.devices > 1:  # data-parallel: global throughput over the ranks (harness.distributed)
+    if spec.total_devices > 1:  # data-parallel: global throughput over the ranks (harness.distributed)
         from harness.distributed import global_metrics
 
         metrics.update(global_metrics(spec, ok))
@@ -111,7 +111,12 @@ def case_metrics(spec: CaseSpec, repeats: list[dict[str, Any]],
     telemetry = case_telemetry(ok)
     if telemetry:
         metrics["telemetry"] = telemetry
-    metrics.update(efficiency_metrics(spec, median, environment))
+    if spec.total_devices > 1:  # the ranks' FLOPs over the devices that did them (harness.distributed)
+        from harness.distributed import data_parallel_efficiency
+
+        metrics.update(data_parallel_efficiency(spec, metrics["throughput"]["value"], environment))
+    else:
+        metrics.update(efficiency_metrics(spec, median, environment))
     profile = next((r["profile"] for r in ok if r.get("profile")), None)
     if profile:
         metrics["profile"] = profile   # the first repeat's trace and top operators (harness.profiling)

@@ -83,13 +83,24 @@ def run(
     measure_peak: bool = typer.Option(False, "--measure-peak",
                                       help="Measure the device peaks first where none are cached (for MFU)."),
     devices: int = typer.Option(1, "--devices", min=1,
-                                help="Data-parallel processes per case, one per device (torch only so far); "
-                                     "the batch size is per device."),
+                                help="Data-parallel devices per case (per host); the batch size is per device."),
     scaling: bool = typer.Option(False, "--scaling",
                                  help="With --devices N: run 1, 2, 4, ... N devices, for scaling efficiency."),
+    nodes: int | None = typer.Option(None, "--nodes", help="Hosts in a multi-host run, each running this same "
+                                     "command with its --node-rank (default: SLURM_NNODES, else 1)."),
+    node_rank: int | None = typer.Option(None, "--node-rank", help="This host's rank, 0..nodes-1 (default: "
+                                         "SLURM_NODEID)."),
+    master_addr: str | None = typer.Option(None, "--master-addr", help="Node 0's address, where the hosts "
+                                           "meet (default: MASTER_ADDR)."),
+    master_port: int | None = typer.Option(None, "--master-port", help="First of the 64 rendezvous ports, one "
+                                           "per case process (default: MASTER_PORT, else 29500)."),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="Measure exactly this many steps after "
+                                     "exactly --warmup-steps warm-up steps (no adaptive stopping)."),
+    warmup_steps: int = typer.Option(10, "--warmup-steps", min=0, help="Warm-up steps with --steps."),
 ) -> None:
     """Run a suite (default: smoke) and write a run file."""
     from harness.ab import parse_pythons
+    from harness.cluster import resolve
     from harness.peak import store_in_run
     from harness.results import new_run_id
     from harness.run import default_output, run_cases, start_run
@@ -98,19 +109,27 @@ def run(
 
     if timeout <= 0:
         raise InvalidValue(f"--timeout must be above 0 seconds, got {timeout}")
+    cluster = resolve(nodes, node_rank, master_addr, master_port)
+    if cluster and scaling:
+        raise InvalidValue("--scaling runs on one host; measure scaling with a one-host --scaling run, then "
+                           "the multi-host run without it")
     pythons = parse_pythons(python)
     specs = _specs(suite, pythons, backends=backend, workloads=workload, sizes=size, modes=mode,
                    batch_sizes=batch, precisions=precision, compile=compile, devices=device)
-    if devices > 1 or scaling:
+    if devices > 1 or scaling or cluster:
         from harness.distributed import with_device_counts
 
-        specs = with_device_counts(specs, devices, scaling)
+        specs = with_device_counts(specs, devices, scaling, cluster.nodes if cluster else 1)
     run_id = new_run_id()
     path = output or default_output(Path("results"), run_id)
     options = _run_options(path, pythons, repeats=repeats, timeout_s=timeout, min_steps=min_steps,
                            min_time=min_time, max_time=max_time, target_ci=target_ci, energy=energy,
                            idle_baseline=idle_baseline, profile_steps=profile_steps if profile else None)
-    options = replace(options, scaling=scaling)
+    options = replace(options, scaling=scaling, cluster=cluster)
+    if steps is not None:
+        options = replace(options, timing=options.timing.with_fixed_steps(steps, warmup_steps))
+    if cluster:  # every host must launch the same cases in the same order (harness.cluster)
+        options = replace(options, order_seed=0)
     with err.status("checking backends and devices…"):
         run_file, planned = start_run(path, specs, options, parse_tags(tag), sys.argv, run_id)
     with err.status("measuring device peaks…" if measure_peak else "looking up cached device peaks…"):
@@ -272,6 +291,22 @@ def env(as_json: bool = typer.Option(False, "--json", help="Print the capture as
         return
     _print_tree({key: value for key, value in captured.items() if key != "energy_sources"})
     out.print(energy_sources_table(captured["energy_sources"]))
+
+
+@app.command()
+def merge(
+    runs: list[Path] = typer.Argument(..., help="The run file of every host of one multi-host run (--nodes)."),
+    output: Path = typer.Option(..., "--output", "-o", help="The merged run file to write."),
+) -> None:
+    """Join the hosts' run files of a multi-host run into one run file holding every host's ranks."""
+    from harness.merge import merge_runs
+    from harness.results import check_writable
+    from reports.table import summary_table
+
+    check_writable(output)
+    data = merge_runs(runs, output)
+    out.print(summary_table(data))
+    out.print(f"merged {len(runs)} hosts' run files into {escape(str(output))}")
 
 
 def _register_regression_commands() -> None:

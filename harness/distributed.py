@@ -1,7 +1,19 @@
-"""Data-parallel cases (issue 8): N local worker processes launched the torchrun way, merged into one result.
+"""Data-parallel cases (issue 8): how they are launched and how their ranks become one case.
 
-Each rank is ``python -m harness.worker IN.json OUT-<rank>.json`` with the torchrun environment
-(MASTER_ADDR/MASTER_PORT/RANK/WORLD_SIZE/LOCAL_RANK/LOCAL_WORLD_SIZE). All ranks share ONE new
+Two launch styles, chosen by the backend's registry entry (``backends.BackendEntry.launch``):
+
+* ``process-per-device`` (torch): N local worker processes launched the torchrun way (below).
+* ``single-process`` (JAX, TensorFlow): one worker drives every local device as one SPMD program
+  (a ``jax.sharding`` mesh, a ``MirroredStrategy``). Its replicas step in lockstep, so each replica's
+  step time is that process's step time; ``global_metrics`` says so in each replica's source.
+
+Either way a case's "ranks" are its data-parallel replicas, one per device: each has its device,
+its host (node rank), the process that timed it, its throughput (per-device batch / median step)
+and its step-time summary; the global throughput is the sum over replicas. On a multi-host run
+(``harness.cluster``) every host records only its own replicas; ``tribench merge`` joins them.
+
+Each rank of a process-per-device case is ``python -m harness.worker IN.json OUT-<rank>.json`` with
+the torchrun environment (MASTER_ADDR/MASTER_PORT/RANK/WORLD_SIZE/LOCAL_RANK/LOCAL_WORLD_SIZE). All ranks share ONE new
 process group (rank 0 leads it; a new session cannot be joined by a sibling), so a timeout, a crashed
 rank or Ctrl-C kills every rank and anything they started. The parent waits on every rank; one rank
 failing or the timeout passing fails the case with every rank's stderr tail. The ranks' results
@@ -22,17 +34,21 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.spec import CaseSpec
 
-ENERGY_REASON = "energy of data-parallel cases is not measured yet (issue 8): each rank would count the same devices"
+if TYPE_CHECKING:
+    from harness.cluster import Cluster
+
+ENERGY_REASON = ("energy of data-parallel cases is not measured: the probes read one device or the one CPU "
+                 "package that every rank shares")
 SCALING_SOURCE = "global throughput / (devices x the same point's 1-device throughput in this run)"
 
 
 def unsupported_reason(backend: str) -> str:
     """Why a backend's ``--devices N>1`` case is skipped (its adapter has no data-parallel path)."""
-    return f"data-parallel for {backend} is not implemented yet (issue 8)"
+    return f"backend {backend} has no data-parallel path (its adapter does not set data_parallel = True)"
 
 
 def device_counts(devices: int, scaling: bool) -> list[int]:
@@ -46,9 +62,10 @@ def device_counts(devices: int, scaling: bool) -> list[int]:
     return counts + [devices]
 
 
-def with_device_counts(specs: list[CaseSpec], devices: int, scaling: bool) -> list[CaseSpec]:
-    """Every spec at each device count, the counts of one point kept together (1 first)."""
-    return [replace(spec, devices=count) for spec in specs for count in device_counts(devices, scaling)]
+def with_device_counts(specs: list[CaseSpec], devices: int, scaling: bool, nodes: int = 1) -> list[CaseSpec]:
+    """Every spec at each device count (per host, on ``nodes`` hosts), the counts of one point kept
+    together (1 first)."""
+    return [replace(spec, devices=count, nodes=nodes) for spec in specs for count in device_counts(devices, scaling)]
 
 
 def free_port() -> int:
@@ -58,12 +75,55 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def rank_env(base: dict[str, str], rank: int, world_size: int, port: int) -> dict[str, str]:
-    """The torchrun variables of one local rank; the cores shared out unless OMP_NUM_THREADS is set."""
+def launch_of(spec: CaseSpec) -> str:
+    """``process-per-device`` or ``single-process``: how the backend of ``spec`` runs several devices."""
+    import backends
+
+    return backends.entry(spec.backend).launch
+
+
+def rank_env(base: dict[str, str], rank: int, world_size: int, port: int,
+             cluster: Cluster | None = None) -> dict[str, str]:
+    """The torchrun variables of one local rank; the cores shared out unless OMP_NUM_THREADS is set.
+
+    ``rank`` and ``world_size`` are local; on a multi-host run the global rank is
+    ``node_rank x local world + rank`` and the world spans every host.
+    """
     threads = base.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // world_size))
-    return {**base, "OMP_NUM_THREADS": threads, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
-            "WORLD_SIZE": str(world_size), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(world_size),
-            "GROUP_RANK": "0"}
+    nodes, node_rank = (cluster.nodes, cluster.node_rank) if cluster else (1, 0)
+    address = cluster.master_addr if cluster else "127.0.0.1"
+    return {**base, "OMP_NUM_THREADS": threads, "MASTER_ADDR": address, "MASTER_PORT": str(port),
+            "RANK": str(node_rank * world_size + rank), "WORLD_SIZE": str(nodes * world_size),
+            "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(world_size), "GROUP_RANK": str(node_rank),
+            "TRIBENCH_NODES": str(nodes), "TRIBENCH_NODE_RANK": str(node_rank)}
+
+
+LOCKSTEP_STEPS, LOCKSTEP_WARMUP = 100, 10
+
+
+def single_process_launch(spec: CaseSpec, options: Any, base_env: dict[str, str]) -> tuple[Any, dict[str, str]]:
+    """The options and environment of a single-process data-parallel worker (JAX, TensorFlow).
+
+    The backend's ``worker_env`` (JAX's forced host device count) goes in before the framework
+    loads; on a multi-host run the cluster variables too, and fixed step counts (``harness.timing``).
+    """
+    import backends
+
+    env = {**base_env, **backends.worker_env(spec, base_env)}
+    options = replace(options, energy=replace(options.energy, enabled=False), profile=None)
+    if options.cluster is not None:
+        env.update(options.cluster.worker_env(options.launch_index))
+        if not options.timing.fixed_steps:
+            options = replace(options, timing=options.timing.with_fixed_steps(LOCKSTEP_STEPS, LOCKSTEP_WARMUP))
+    return options, env
+
+
+def single_process_result(spec: CaseSpec, result: dict[str, Any]) -> dict[str, Any]:
+    """The worker's result with the data-parallel energy record and the world size."""
+    result = {**result, "world_size": spec.total_devices}
+    if result.get("status") == "ok":
+        result["energy"] = _energy_unavailable(result["energy"]["device"])
+    return result
 
 
 def _kill(group: int) -> None:
@@ -73,15 +133,18 @@ def _kill(group: int) -> None:
         pass
 
 
-def _start_ranks(command: list[str], outputs: list[Path], base_env: dict[str, str]) -> list[subprocess.Popen]:
+def _start_ranks(command: list[str], outputs: list[Path], base_env: dict[str, str],
+                 options: Any) -> list[subprocess.Popen]:
     """Rank 0 leads a new process group; every other rank joins it (a session could not be joined)."""
-    port, world = free_port(), len(outputs)
+    cluster = options.cluster
+    port, world = cluster.port_for(options.launch_index) if cluster else free_port(), len(outputs)
     ranks: list[subprocess.Popen] = []
     for rank, output in enumerate(outputs):
         group = ranks[0].pid if ranks else 0
         ranks.append(subprocess.Popen([*command, str(output)], stdin=subprocess.DEVNULL,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                      env=rank_env(base_env, rank, world, port), text=True, errors="replace",
+                                      env=rank_env(base_env, rank, world, port, cluster), text=True,
+                                      errors="replace",
                                       process_group=group))
     return ranks
 
@@ -143,7 +206,7 @@ def run_distributed(spec: CaseSpec, options: Any) -> dict[str, Any]:
                                        "energy": energy, "profile": None}))
         started = time.perf_counter()
         ranks = _start_ranks([options.python_for(spec.env), "-m", "harness.worker", str(request)], outputs,
-                             _worker_env())
+                             _worker_env(), options)
         try:
             stderrs, stopped = _wait_all(ranks, outputs, options.timeout_s)
         except BaseException:  # Ctrl-C or SIGTERM while waiting: take every rank down with us
@@ -154,7 +217,7 @@ def run_distributed(spec: CaseSpec, options: Any) -> dict[str, Any]:
                 "rank_exit_codes": [r.returncode for r in ranks],
                 "python": options.python_for(spec.env),
                 "stderr_tail": "\n".join(f"[rank {i}] {tail(text)}" for i, text in enumerate(stderrs)),
-                "rank_stderr_tails": [tail(text) for text in stderrs], "world_size": spec.devices}
+                "rank_stderr_tails": [tail(text) for text in stderrs], "world_size": spec.total_devices}
         results = [json.loads(out.read_text()) if out.exists() else None for out in outputs]
     if stopped == "timeout":
         return {**base, "status": "timeout", "error": f"timed out after {options.timeout_s:g} s"}
@@ -183,47 +246,108 @@ def _energy_unavailable(device: str) -> dict[str, Any]:
 
     name = PRIMARY_READING.get(device, device)
     reading = EnergyReading.unavailable(name, "none", "device" if device != "cpu" else "package",
-                                        ENERGY_REASON, "not for data-parallel yet")
+                                        ENERGY_REASON, "not measured for data-parallel")
     return {"enabled": False, "device": device, "primary": name, "window": None,
             "per_sample": per_sample(reading, 0, 1), "readings": [reading.to_dict()], "telemetry": []}
 
 
+def rank_processes(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The processes that timed a data-parallel repeat: its ranks (one per device, or one per host after a
+    merge), or the result itself when one process drove every device."""
+    return result.get("ranks") or [result]
+
+
+def replicas(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every replica (device) of one repeat, in rank order: its device, node rank, process and samples."""
+    return [{"device": device, "node_rank": process.get("node_rank", 0), "process": index,
+             "devices_in_process": len(process.get("replica_devices") or [None]),
+             "samples_s": process["timing"]["samples_s"]}
+            for index, process in enumerate(rank_processes(result))
+            for device in process.get("replica_devices") or [None]]
+
+
+def _replica_source(shared: int) -> str:
+    if shared > 1:
+        return (f"per-device batch_size / median step time of the process driving this device with "
+                f"{shared - 1} other(s) in one synchronous SPMD step (their step time is the same)")
+    return "per-device batch_size / rank median step time"
+
+
 def global_metrics(spec: CaseSpec, ok: list[dict[str, Any]]) -> dict[str, Any]:
-    """Global throughput (sum over ranks of per-device batch / rank median), per-rank summaries, the
-    slowest rank; each rank's samples pooled over the case's ok repeats."""
+    """Global throughput (sum over replicas of per-device batch / median step), per-rank summaries and
+    the slowest rank; each replica's samples pooled over the case's ok repeats.
+
+    A host's own run file of a multi-host case holds only that host's replicas: its figures say so
+    (``complete`` false) until ``tribench merge`` has joined every host's.
+    """
     from harness.stats import summarize
 
-    per_rank = [[s for r in ok for s in r["ranks"][rank]["timing"]["samples_s"]] for rank in range(spec.devices)]
-    summaries = [summarize(samples) for samples in per_rank]
+    layout = replicas(ok[0])
+    pooled = [[s for r in ok for s in replicas(r)[index]["samples_s"]] for index in range(len(layout))]
+    summaries = [summarize(samples) for samples in pooled]
     rates = [spec.batch_size / summary["median"] for summary in summaries]
-    slowest = max(range(spec.devices), key=lambda rank: summaries[rank]["median"])
+    slowest = max(range(len(layout)), key=lambda rank: summaries[rank]["median"])
+    complete = len(layout) == spec.total_devices
+    partial = "" if complete else (f"; this host's {len(layout)} of {spec.total_devices} ranks only: merge every "
+                                   "host's run file (tribench merge) for the global figure")
     return {
         "throughput": {"value": sum(rates), "unit": "samples/s",
-                       "source": "sum over ranks of per-device batch_size / rank median step time"},
-        "ranks": [{"rank": rank, "throughput": {"value": rates[rank], "unit": "samples/s",
-                                                "source": "per-device batch_size / rank median step time"},
-                   "step_time": {"unit": "s", **summaries[rank]}} for rank in range(spec.devices)],
-        "slowest_rank": {"value": slowest, "unit": "rank", "source": "largest median step time"},
-        "devices": {"value": spec.devices, "unit": "processes", "source": "--devices (one process per device)"},
-        "batch_size": {"per_device": spec.batch_size, "global": spec.batch_size * spec.devices,
+                       "source": f"sum over ranks of per-device batch_size / rank median step time{partial}"},
+        "ranks": [{"rank": rank, "device": layout[rank]["device"], "node_rank": layout[rank]["node_rank"],
+                   "process": layout[rank]["process"],
+                   "throughput": {"value": rates[rank], "unit": "samples/s",
+                                  "source": _replica_source(layout[rank]["devices_in_process"])},
+                   "step_time": {"unit": "s", **summaries[rank]}} for rank in range(len(layout))],
+        "slowest_rank": {"value": slowest, "unit": "rank", "source": "largest median step time (first of ties)"},
+        "devices": {"value": spec.total_devices, "unit": "devices", "nodes": spec.nodes,
+                    "per_node": spec.devices, "launch": _launch_name(ok[0]),
+                    "source": "--devices per node x --nodes"},
+        "batch_size": {"per_device": spec.batch_size, "global": spec.batch_size * spec.total_devices,
                        "unit": "samples", "source": "per-device batch x devices"},
+        "complete": {"value": complete, "source": f"{len(layout)} of {spec.total_devices} ranks in this file"},
     }
+
+
+def _launch_name(result: dict[str, Any]) -> str:
+    return "process-per-device" if result.get("ranks") and all(
+        len(p.get("replica_devices") or [None]) == 1 for p in result["ranks"]) else "single-process"
+
+
+def data_parallel_efficiency(spec: CaseSpec, throughput: float, environment: dict[str, Any] | None) -> dict[str, Any]:
+    """Achieved FLOP/s and MFU per physical device: the global throughput's FLOPs shared over the devices
+    that did them. CPU "devices" (forced host devices, logical CPUs, gloo ranks) all share one processor,
+    so there the whole global rate is set against the one CPU's peak."""
+    from reports.efficiency import case_efficiency  # lazy, as in harness.aggregate
+    from suites import workloads
+
+    physical = 1 if spec.device == "cpu" else spec.total_devices
+    flops = workloads.get(spec.workload).flops_per_step(spec.size, spec.mode, spec.batch_size)
+    metrics = case_efficiency(spec.to_dict(), flops / physical, spec.batch_size / throughput, environment)
+    what = "the one CPU all ranks share" if physical == 1 else f"each of the {physical} devices"
+    metrics["achieved_flops_per_s"]["source"] = (f"analytic FLOPs per sample (suites.workloads) x global throughput, "
+                                                 f"per physical device ({what})")
+    return metrics
 
 
 def add_scaling(cases: list[dict[str, Any]], scaling: bool) -> None:
     """Each data-parallel case's ``scaling_efficiency`` against its 1-device point in the same run."""
     single = {CaseSpec.from_dict(case["spec"]).id: case for case in cases
-              if case.get("spec", {}).get("devices", 1) == 1}
+              if CaseSpec.from_dict(case.get("spec", {})).total_devices == 1}
     for case in cases:
         spec = CaseSpec.from_dict(case["spec"])
-        if spec.devices <= 1 or not case.get("metrics"):
+        if spec.total_devices <= 1 or not case.get("metrics"):
             continue
-        base = single.get(replace(spec, devices=1).id)
+        base = single.get(replace(spec, devices=1, nodes=1).id)
         base_value = ((base or {}).get("metrics") or {}).get("throughput", {}).get("value")
         entry: dict[str, Any] = {"value": None, "unit": "fraction", "source": SCALING_SOURCE}
-        if base_value:
-            entry["value"] = case["metrics"]["throughput"]["value"] / (spec.devices * base_value)
+        if not case["metrics"].get("complete", {}).get("value", True):
+            entry["reason"] = "this file holds one host's ranks only; merge the hosts' run files (tribench merge)"
+        elif base_value:
+            entry["value"] = case["metrics"]["throughput"]["value"] / (spec.total_devices * base_value)
             entry["baseline_case"] = base["id"]
+        elif spec.nodes > 1:
+            entry["reason"] = ("a multi-host run has no 1-device case; compare with the 1-device case of a "
+                               "one-host --scaling run")
         elif not scaling:
             entry["reason"] = "no 1-device case of this point in the run (use --scaling)"
         else:

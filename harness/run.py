@@ -46,6 +46,8 @@ def start_run(output: Path, specs: list[CaseSpec], options: RunOptions, tags: di
     frameworks = {name: availability.query(name, options.python).to_dict() for name in used}
     settings = {"timing": options.timing.to_dict(), "repeats": options.repeats, "timeout_s": options.timeout_s,
                 "energy": {k: v for k, v in options.energy.to_dict().items() if k != "baselines"}}
+    if options.cluster:  # a multi-host run: this file holds this host's ranks (tribench merge joins them)
+        settings["cluster"] = options.cluster.to_dict()
     env = environment.capture(frameworks)
     if options.pythons:  # same-job A/B: each interpreter's own framework versions
         env["envs"] = {label: {"python": python, "frameworks": {
@@ -73,7 +75,7 @@ def run_cases(run_file: RunFile, planned: list[PlannedCase], options: RunOptions
     try:
         options = idle_baseline(run_file, planned, options)
         execute(planned, run_file, options, on_result)
-        if any(case.spec.devices > 1 for case in planned):
+        if any(case.spec.total_devices > 1 for case in planned):
             from harness.distributed import add_scaling
 
             add_scaling(run_file.data["cases"], options.scaling)

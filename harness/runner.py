@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.planner import PlannedCase
 from harness.probes.energy import EnergySettings
@@ -31,6 +31,9 @@ from harness.profiling import ProfileOptions
 from harness.results import RunFile
 from harness.spec import CaseSpec
 from harness.timing import TimingConfig
+
+if TYPE_CHECKING:
+    from harness.cluster import Cluster
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STDERR_TAIL_LINES = 25
@@ -48,7 +51,8 @@ class RunOptions:
     energy: EnergySettings = field(default_factory=EnergySettings)  # with the idle baselines once measured
     profile: ProfileOptions | None = None  # --profile: trace each case's first process after its measurement
     scaling: bool = False  # --scaling: the run has 1, 2, 4, ... devices of each data-parallel point
-
+    cluster: Cluster | None = None  # --nodes M > 1: this host's place in a multi-host run
+    launch_index: int = 0  # which case process of the run this is (a multi-host case's rendezvous port)
 
     def python_for(self, env: str) -> str:
         """The interpreter a case labelled ``env`` runs under (the default one when unlabelled)."""
@@ -85,22 +89,35 @@ def _kill_group(process: subprocess.Popen) -> None:
 
 
 def run_process(spec: CaseSpec, options: RunOptions) -> dict[str, Any]:
-    """One fresh worker for ``spec``; always returns a process result, whatever the worker did."""
-    if spec.devices > 1:  # data-parallel: one process per device (harness.distributed)
-        from harness.distributed import run_distributed
+    """One fresh worker for ``spec``; always returns a process result, whatever the worker did.
 
-        return run_distributed(spec, options)
+    A data-parallel case (``harness.distributed``) runs one process per device when its backend
+    launches that way (torch), else this one worker drives every local device (JAX, TensorFlow).
+    """
+    if spec.total_devices > 1:
+        from harness import distributed
+
+        if distributed.launch_of(spec) == "process-per-device":
+            return distributed.run_distributed(spec, options)
+        return distributed.single_process_result(spec, _run_worker(spec, *distributed.single_process_launch(
+            spec, options, _worker_env())))
+    return _run_worker(spec, options, _worker_env())
+
+
+def _request(spec: CaseSpec, options: RunOptions) -> dict[str, Any]:
+    return {"spec": spec.to_dict(), "timing": options.timing.to_dict(), "energy": options.energy.to_dict(),
+            "profile": options.profile.request_for(spec.id).to_dict() if options.profile else None}
+
+
+def _run_worker(spec: CaseSpec, options: RunOptions, env: dict[str, str]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="tribench-") as folder:
         request, output = Path(folder, "in.json"), Path(folder, "out.json")
-        request.write_text(json.dumps({"spec": spec.to_dict(), "timing": options.timing.to_dict(),
-                                       "energy": options.energy.to_dict(),
-                                       "profile": options.profile.request_for(spec.id).to_dict()
-                                       if options.profile else None}))
+        request.write_text(json.dumps(_request(spec, options)))
         started = time.perf_counter()
         process = subprocess.Popen(
             [options.python_for(spec.env), "-m", "harness.worker", str(request), str(output)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True, env=_worker_env(), text=True, errors="replace",
+            start_new_session=True, env=env, text=True, errors="replace",
         )
         try:
             _, stderr = process.communicate(timeout=options.timeout_s)
@@ -141,9 +158,12 @@ def execute(planned: list[PlannedCase], run_file: RunFile, options: RunOptions,
             _record(run_file, case.spec, 0, skipped_result(case.skip_reason), on_result)
     runnable = [case.spec for case in planned if not case.skip_reason]
     rng = random.Random(options.order_seed)
+    launches = 0
     for repeat in range(options.repeats):
         for spec in interleaved(runnable, rng):
-            result = launch(spec, options if repeat == 0 else replace(options, profile=None))  # profile once
+            settings = replace(options, launch_index=launches)
+            result = launch(spec, settings if repeat == 0 else replace(settings, profile=None))  # profile once
+            launches += 1
             _record(run_file, spec, repeat, result, on_result)
         # a case its backend refused once is refused every time: do not start it again
         runnable = [spec for spec in runnable if run_file.status_of(spec) != "skipped"]

@@ -34,15 +34,27 @@ class CaseSpec:
     compile: str = "eager"
     device: str = "cpu"
     env: str = ""          # the interpreter's label in a same-job A/B run (``--python A=... --python B=...``)
-    devices: int = 1       # data-parallel ranks (issue 8); batch_size is per device
+    devices: int = 1       # data-parallel devices per node (issue 8); batch_size is per device
+    nodes: int = 1         # hosts taking part (``--nodes``); every host runs ``devices`` devices
 
     @property
     def id(self) -> str:
         point = (
             f"{self.backend}/{self.workload}-{self.size}/{self.mode}/bs{self.batch_size}"
             f"/{self.precision}/{self.compile}/{self.device}"
-        ) + (f"/x{self.devices}" if self.devices > 1 else "")
+        ) + self._parallel_suffix()
         return f"{point}@{self.env}" if self.env else point
+
+    def _parallel_suffix(self) -> str:
+        """``/xN`` for N devices on one host, ``/MxN`` for M hosts; nothing for one device (ids stay stable)."""
+        if self.nodes > 1:
+            return f"/{self.nodes}x{self.devices}"
+        return f"/x{self.devices}" if self.devices > 1 else ""
+
+    @property
+    def total_devices(self) -> int:
+        """Devices over every host: the data-parallel world (global batch = batch_size x this)."""
+        return self.nodes * self.devices
 
     @property
     def point_id(self) -> str:

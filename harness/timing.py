@@ -18,6 +18,11 @@ Procedure
    reached first. The stopping rule is evaluated at geometrically spaced sample
    counts (every ``check_growth`` x more), so the check costs O(n log n) in all
    and never runs inside a timed step.
+
+``fixed_steps`` replaces both adaptive rules with counts: exactly ``max_warmup_steps`` warm-up
+steps and exactly ``min_steps`` measured ones (``--steps``). Hosts of a multi-host JAX or
+TensorFlow case run one collective program per step, so they must all stop after the same step;
+an adaptive rule, decided on each host's own clock, would leave one host waiting forever.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol
 
 from harness.errors import InvalidValue
@@ -58,6 +63,7 @@ class TimingConfig:
     max_warmup_steps: int = 200
     max_warmup_time_s: float = 5.0
     check_growth: float = 1.05
+    fixed_steps: bool = False  # exactly max_warmup_steps warm-up and min_steps measured steps
 
     def __post_init__(self) -> None:
         if self.min_steps < 1 or self.max_steps < self.min_steps:
@@ -72,6 +78,10 @@ class TimingConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def with_fixed_steps(self, steps: int, warmup_steps: int) -> TimingConfig:
+        """The same settings with counted warm-up and measurement (``--steps``, multi-host lockstep)."""
+        return replace(self, fixed_steps=True, min_steps=steps, max_steps=steps, max_warmup_steps=warmup_steps)
+
 
 @dataclass
 class TimingResult:
@@ -79,7 +89,7 @@ class TimingResult:
     warmup_samples_s: list[float] = field(default_factory=list)
     warmup_steady: bool = False
     samples_s: list[float] = field(default_factory=list)
-    stop_reason: str = ""              # converged | max_time | max_steps
+    stop_reason: str = ""              # converged | max_time | max_steps | fixed_steps
     measure_wall_s: float = 0.0        # wall time of the whole measurement phase
     final_ci_rel_halfwidth: float | None = None
 
@@ -104,6 +114,9 @@ def is_steady(samples: list[float], window: int, tolerance: float) -> bool:
 
 def warm_up(session, config: TimingConfig, clock: Clock) -> tuple[list[float], bool]:
     samples: list[float] = []
+    if config.fixed_steps:
+        samples = [_timed_step(session, clock) for _ in range(config.max_warmup_steps)]
+        return samples, is_steady(samples, config.warmup_window, config.warmup_tolerance)
     start = clock()
     while True:
         samples.append(_timed_step(session, clock))
@@ -121,6 +134,9 @@ def measure_steady(session, config: TimingConfig, clock: Clock) -> tuple[list[fl
     """Run the measurement phase; return (samples, stop reason, wall seconds, final CI half-width)."""
     samples: list[float] = []
     start = clock()
+    if config.fixed_steps:
+        samples = [_timed_step(session, clock) for _ in range(config.min_steps)]
+        return samples, "fixed_steps", clock() - start, relative_ci_halfwidth(sorted(samples), config.confidence)
     next_check = config.min_steps
     ci: float | None = None
     while True:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import sys
 import time
 import traceback
@@ -46,7 +47,7 @@ def run_case(spec: CaseSpec, config: TimingConfig, energy: EnergySettings = Ener
 
     setup_start = time.perf_counter()  # the framework's import counts as setup, as it always has
     backend = backends.get(spec.backend)
-    if spec.devices > 1 and not getattr(backend, "data_parallel", False):
+    if spec.total_devices > 1 and not getattr(backend, "data_parallel", False):
         from backends.base import CaseSkipped
         from harness.distributed import unsupported_reason
 
@@ -56,7 +57,7 @@ def run_case(spec: CaseSpec, config: TimingConfig, energy: EnergySettings = Ener
     reset_error = host_memory.reset_window_peak()
     probes = probes_for(spec.device, energy) if energy.enabled else []
     scope = getattr(session, "distributed_scope", None)  # data-parallel: barrier, then uneven-step join
-    with scope() if spec.devices > 1 and scope else contextlib.nullcontext():
+    with scope() if spec.total_devices > 1 and scope else contextlib.nullcontext():
         timing, energy_record = measure_in_window(session, config, probes, energy, spec.device, spec.batch_size)
     readings = list(session.memory()) + [
         host_memory.process_peak_rss(),
@@ -71,12 +72,22 @@ def run_case(spec: CaseSpec, config: TimingConfig, energy: EnergySettings = Ener
         "memory": [reading.to_dict() for reading in readings],
         "energy": energy_record,
     }
+    if spec.total_devices > 1:
+        result.update(replica_facts(session, spec))
     if profile is not None:  # after every timed step and reading: the profiler never runs in the timed window
         if checkpoint:  # should a native profiler take the process down, the measured result survives
             checkpoint({**result, "profile": profiling.unavailable(
                 profile.steps, "the worker process died while profiling; see the case's stderr tail")})
         result["profile"] = profiling.capture(session, profile)  # a failure is recorded, never raised
     return result
+
+
+def replica_facts(session: Any, spec: CaseSpec) -> dict[str, Any]:
+    """Which devices this data-parallel process drove, and on which host (node rank) of the run."""
+    from harness.cluster import from_env
+
+    names = session.data_parallel_devices() if hasattr(session, "data_parallel_devices") else [spec.device]
+    return {"replica_devices": list(names), "node_rank": from_env()[1], "host": socket.gethostname()}
 
 
 def main(argv: list[str]) -> int:

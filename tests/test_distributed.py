@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import replace
 
@@ -13,7 +17,7 @@ from harness import worker
 from harness.distributed import add_scaling, device_counts, rank_env
 from harness.spec import CaseSpec
 from harness.timing import TimingConfig
-from tests.helpers import fake_env, pid_alive, tribench
+from tests.helpers import ROOT, fake_env, pid_alive, tribench, wait_for
 
 FAST = ("--size", "tiny", "--batch", "4", "--min-steps", "5", "--min-time", "0.1", "--max-time", "0.3",
         "--no-energy", "--idle-baseline", "0")
@@ -54,14 +58,15 @@ def test_backend_without_data_parallel_is_skipped_honestly(monkeypatch):
     from backends.base import CaseSkipped
 
     class NoParallel:
-        name = "jax"
+        name = "plugin"
 
         def build(self, case):
             raise AssertionError("must not build")
 
     monkeypatch.setattr(backends, "get", lambda name: NoParallel())
-    with pytest.raises(CaseSkipped, match=r"^data-parallel for jax is not implemented yet \(issue 8\)$"):
-        worker.run_case(CaseSpec("jax", "cnn", "tiny", "train", 4, devices=2), TimingConfig())
+    with pytest.raises(CaseSkipped, match=r"^backend plugin has no data-parallel path \(its adapter does not set "
+                                          r"data_parallel = True\)$"):
+        worker.run_case(CaseSpec("plugin", "cnn", "tiny", "train", 4, devices=2), TimingConfig())
 
 
 def test_scaling_efficiency_absent_with_reason_without_the_one_device_case():
@@ -156,3 +161,57 @@ def test_rank_with_a_failed_result_stops_its_peers_at_once(tmp_path):
                              "RuntimeError: rank 1 exploded")
     assert "RuntimeError: rank 1 exploded" in case["repeats"][0]["rank_stderr_tails"][1]
     assert time.monotonic() - started < 15
+
+
+def test_rank_killed_from_outside_mid_run_fails_the_case_and_the_suite_goes_on(tmp_path):
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    output = tmp_path / "run.json"
+    command = [sys.executable, "-m", "harness.cli", "run", "--backend", "fake", "--workload", "cnn,rnn", "--mode",
+               "train", "--devices", "2", "--size", "tiny", "--batch", "4", "--min-steps", "40", "--min-time",
+               "0.1", "--max-time", "30", "--no-energy", "--idle-baseline", "0", "--timeout", "60",
+               "--output", str(output)]
+    runner = subprocess.Popen(command, cwd=ROOT, env=fake_env(FAKE_PID_FOLDER=str(pids), FAKE_STEP_S="0.2"),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: (pids / "cnn-rank1.pid").exists() and (pids / "cnn-rank0.pid").exists(), 60)
+        time.sleep(1.0)  # both ranks are stepping (0.2 s a step, at least 50 steps to go)
+        started = time.monotonic()
+        os.kill(int((pids / "cnn-rank1.pid").read_text()), signal.SIGKILL)
+        assert runner.wait(timeout=120) == 0
+    finally:
+        runner.kill()
+    run = json.loads(output.read_text())
+    killed = _case(run, "fake/cnn-tiny/train/bs4/fp32/eager/cpu/x2")
+    assert killed["status"] == "failed"
+    assert killed["error"] == "data-parallel case failed: rank 1 killed by signal SIGKILL"
+    assert killed["repeats"][0]["rank_exit_codes"] == [-9, -9]  # rank 0 was stopped by the launcher, at once
+    assert killed["repeats"][0]["wall_s"] < 10 and time.monotonic() - started < 60
+    assert _case(run, "fake/rnn-tiny/train/bs4/fp32/eager/cpu/x2")["status"] == "ok"
+    assert len(_pids(pids)) == 4 and not any(pid_alive(pid) for pid in _pids(pids))
+
+
+@pytest.mark.parametrize(("backend", "compile_mode"), [("jax", "compiled"), ("tensorflow", "eager")])
+def test_single_process_backends_drive_two_devices_as_one_aggregated_case(tmp_path, backend, compile_mode):
+    """JAX on 2 forced host devices, TensorFlow on 2 logical CPUs: one process, two replicas, one case."""
+    run = _run(tmp_path, "--backend", backend, "--workload", "cnn", "--mode", "train", "--compile", compile_mode,
+               "--devices", "2", "--scaling", *FAST)
+    single, dp = run["cases"]
+    assert dp["id"] == f"{backend}/cnn-tiny/train/bs4/fp32/{compile_mode}/cpu/x2"
+    assert single["status"] == "ok" and dp["status"] == "ok", (single["error"], dp["error"])
+    repeat = dp["repeats"][0]
+    assert "ranks" not in repeat and repeat["world_size"] == 2 and repeat["node_rank"] == 0
+    assert len(repeat["replica_devices"]) == 2 and len(set(repeat["replica_devices"])) == 2
+    median = statistics.median(repeat["timing"]["samples_s"])
+    metrics = dp["metrics"]
+    assert [(r["rank"], r["device"], r["process"], r["node_rank"]) for r in metrics["ranks"]] == [
+        (0, repeat["replica_devices"][0], 0, 0), (1, repeat["replica_devices"][1], 0, 0)]
+    assert [r["throughput"]["value"] for r in metrics["ranks"]] == [4 / median, 4 / median]
+    assert "1 other(s) in one synchronous SPMD step" in metrics["ranks"][0]["throughput"]["source"]
+    assert metrics["throughput"]["value"] == 4 / median + 4 / median
+    assert metrics["batch_size"]["global"] == 8 and metrics["complete"]["value"] is True
+    assert metrics["devices"]["launch"] == "single-process"
+    assert metrics["params"]["value"] == single["metrics"]["params"]["value"]
+    assert metrics["scaling_efficiency"]["value"] == metrics["throughput"]["value"] / (
+        2 * single["metrics"]["throughput"]["value"])
+    assert metrics["energy"]["value"] is None

@@ -125,3 +125,16 @@ def test_a_window_spans_exactly_the_measured_steps():
         ("open", 1 + warmup, 0.5 + warmup * T),
         ("close", 1 + warmup + measured, 0.5 + (warmup + measured) * T),
     ]
+
+
+def test_fixed_steps_count_warmup_and_measurement_exactly_whatever_the_clock_says():
+    clock = FakeClock()
+    durations = [5.0, 0.125, 0.25, 0.5, 1.0, 2.0, 0.5, 0.25]  # exact in binary: the samples compare exactly
+    session = FakeSession(clock, durations)
+    config = TimingConfig(min_time_s=100.0, max_time_s=200.0).with_fixed_steps(4, 3)
+    result = measure(session, config, clock)
+    assert result.compile_time_s == 5.0
+    assert result.warmup_samples_s == durations[1:4] and result.warmup_steady is False
+    assert result.samples_s == durations[4:] and result.stop_reason == "fixed_steps"
+    assert session.steps == 8 and session.synced == list(range(1, 9))
+    assert (config.min_steps, config.max_steps, config.max_warmup_steps, config.fixed_steps) == (4, 4, 3, True)

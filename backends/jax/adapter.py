@@ -17,6 +17,19 @@ Memory is ``Device.memory_stats()['peak_bytes_in_use']``, the XLA allocator's
 peak since the process started (each case runs in a fresh worker, so that is
 build + steps). XLA:CPU keeps no allocator statistics, so CPU memory is
 reported unavailable.
+
+Data-parallel cases (``devices`` N > 1 per host, ``nodes`` M hosts) are built by
+``backends.jax.parallel``: ONE process drives its N devices. A one-axis ``Mesh`` ("data") over
+the first N devices of every host; the global batch (N x M x ``batch_size``) is sharded over it
+with ``NamedSharding``, each device drawing its own shard; the train state is replicated; the
+very same step is jitted with those shardings (state donated) or, in eager mode, called on the
+sharded arrays. The loss is the mean over the global batch, so XLA averages the devices'
+gradients. Several hosts join through ``jax.distributed.initialize`` (``backends.jax.launch``
+reads the coordinator from the harness's variables). Memory is the largest peak over this
+process's devices. On CPU the N devices are XLA's forced host devices
+(``--xla_force_host_platform_device_count``, set by ``launch.worker_env`` before jax loads):
+they split ONE CPU's cores between them, so CPU scaling figures measure the runtime's overhead
+(sharding, collectives, dispatch), not hardware scaling.
 """
 
 from __future__ import annotations
@@ -195,10 +208,16 @@ def _generate_batch(key: jax.Array, spec: Architecture, batch_size: int) -> tupl
             jax.random.randint(target_key, (batch_size,), 0, spec.classes))
 
 
-def synthetic_batch(spec: Architecture, batch_size: int, device: jax.Device) -> tuple[jax.Array, jax.Array]:
-    """(inputs, targets) generated on ``device``; see the workloads module for shapes and distributions."""
+def synthetic_batch(spec: Architecture, batch_size: int, device: jax.Device,
+                    shard: int | None = None) -> tuple[jax.Array, jax.Array]:
+    """(inputs, targets) generated on ``device``; see the workloads module for shapes and distributions.
+
+    ``shard`` (data-parallel cases): the position of ``device`` in the global batch; its samples come
+    from ``fold_in(build_key(), shard)``, so every device draws different samples where they will live.
+    """
     with jax.default_device(device):
-        batch = _generate_batch(build_key(), spec, batch_size)
+        key = build_key() if shard is None else jax.random.fold_in(build_key(), shard)
+        batch = _generate_batch(key, spec, batch_size)
     return jax.device_put(batch, device)
 
 
@@ -323,13 +342,17 @@ class JaxSession:
         self._device, self._train = device, optimizer is not None
         if optimizer is not None:
             step = make_train_step(model, optimizer)
-            self._run = jax.jit(step, donate_argnums=0) if compiled else step
+            self._run = self._jit(step, train=True) if compiled else step
         else:
             forward = make_forward(model)
-            self._run = jax.jit(forward) if compiled else forward
+            self._run = self._jit(forward, train=False) if compiled else forward
             self._variables = {"params": state.params, **({"batch_stats": state.batch_stats}
                                                            if state.batch_stats else {})}
         self._params = sum(leaf.size for leaf in jax.tree.leaves(state.params))
+
+    def _jit(self, function: Callable, train: bool) -> Callable:
+        """The compiled step; training donates the state (argument 0) so XLA updates it in place."""
+        return jax.jit(function, donate_argnums=0) if train else jax.jit(function)
 
     def step(self) -> jax.Array:
         """Train: the loss (device scalar); infer: the outputs. Never waits for the device."""
@@ -368,10 +391,15 @@ def initial_state(model: nn.Module, inputs: jax.Array, precision: str,
     return TrainState(params, batch_stats, opt_state, loss_scale)
 
 
+def model_and_optimizer(spec: Architecture, case: CaseSpec) -> tuple[nn.Module, optax.GradientTransformation | None]:
+    """The Flax model in the case's compute dtype, and Adam to train (None for inference)."""
+    model = build_model(spec, COMPUTE_DTYPES[case.precision])
+    return model, (optax.adam(LEARNING_RATE) if case.mode == "train" else None)
+
+
 def build_session(spec: Architecture, case: CaseSpec, device: jax.Device) -> JaxSession:
     """Model, data and state for ``case`` on ``device``, with no support checks (build() does those)."""
-    model = build_model(spec, COMPUTE_DTYPES[case.precision])
-    optimizer = optax.adam(LEARNING_RATE) if case.mode == "train" else None
+    model, optimizer = model_and_optimizer(spec, case)
     with jax.default_device(device):
         batch = synthetic_batch(spec, case.batch_size, device)
         state = jax.device_put(initial_state(model, batch[0], case.precision, optimizer), device)
@@ -380,6 +408,7 @@ def build_session(spec: Architecture, case: CaseSpec, device: jax.Device) -> Jax
 
 class JaxBackend:
     name = NAME
+    data_parallel = True    # --devices N>1 / --nodes M>1: one process drives its devices (backends.jax.parallel)
 
     def availability(self) -> Availability:
         return availability()
@@ -389,6 +418,11 @@ class JaxBackend:
         spec = workloads.get(case.workload).architecture(case.size)
         if case.compile not in COMPILE_MODES:
             raise CaseSkipped(f"unknown compile mode {case.compile!r} for JAX; it runs {', '.join(COMPILE_MODES)}")
+        if case.devices > 1 or case.nodes > 1:
+            # Imported here, and first: parallel.build must initialise jax.distributed before any jax use.
+            from backends.jax import parallel
+
+            return parallel.build(spec, case)
         device, facts = select_device(case.device)
         reason = precision_skip_reason(case.precision, facts)
         if reason:

@@ -12,6 +12,18 @@ Compile modes: ``eager`` = ``tf.function`` graph, ``compiled`` =
 stay float32 and the logits and loss are float32. GPU memory growth is switched
 on before the runtime starts, so the allocator grows with the model instead of
 reserving the whole GPU.
+
+Data-parallel cases (``--devices N`` and/or ``--nodes M``, issue 8) run in one worker process
+per host and are built by ``backends.tensorflow.parallel``: ``MirroredStrategy`` over the first N
+local devices (``MultiWorkerMirroredStrategy`` across hosts, the cluster from TF_CONFIG or SLURM),
+model and optimizer created in ``strategy.scope()``, the same train step run on every replica by
+``strategy.run`` (``distribute``) on its own ``batch_size`` rows of the one-device generator's
+N x ``batch_size`` batch, gradients summed by the optimizer's all-reduce and the loss reduced to the
+global mean. On a CPU the N devices are logical devices that split one CPU (the same cores and
+thread pools), so CPU scaling figures measure the runtime's data-parallel overhead, not hardware
+scaling. Compiled (XLA) data-parallel cases run on GPUs only (see ``devices.XLA_PARALLEL_REASON``).
+A TPU case already runs on all of the TPU's cores (``TPUStrategy``), with the same per-replica
+loss share as the data-parallel path.
 """
 
 from __future__ import annotations
@@ -205,19 +217,29 @@ def make_optimizer(precision: str, variables: list) -> keras.optimizers.Optimize
     return optimizer
 
 
-def train_step_fn(model: keras.Model, optimizer, inputs, targets, replicas: int = 1) -> Callable[[], tf.Tensor]:
+def train_step_fn(model: keras.Model, optimizer, inputs, targets, distributed: bool = False) -> Callable[[], tf.Tensor]:
     """forward, mean cross-entropy, backward, Adam update; returns the float32 loss.
 
-    Across ``replicas`` the optimizer sums gradients, so each replica's loss is divided
-    by their number to make the update that of the global mean.
+    ``distributed``: the step runs on every replica of a ``tf.distribute`` strategy (inside
+    ``strategy.run``), whose optimizer sums the replicas' gradients. The loss is then taken per
+    element (Keras's reduced losses would divide by the replica count themselves, silently) and the
+    step's loss is this replica's share of the global mean: its own mean / the replicas in sync.
+    Summed over replicas (``distribute``), the gradients and the losses are those of the global mean.
     """
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     variables = model.trainable_variables
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True, reduction=None if distributed else "sum_over_batch_size")
+
+    def loss_of(logits: tf.Tensor) -> tf.Tensor:
+        loss = loss_fn(targets, logits)
+        if not distributed:
+            return loss
+        return tf.reduce_mean(loss) / tf.distribute.get_replica_context().num_replicas_in_sync
 
     def step() -> tf.Tensor:
         with tf.GradientTape() as tape:
-            loss = loss_fn(targets, model(inputs, training=True))
-            scaled = optimizer.scale_loss(loss / replicas if replicas > 1 else loss)
+            loss = loss_of(model(inputs, training=True))
+            scaled = optimizer.scale_loss(loss)
         optimizer.apply(tape.gradient(scaled, variables), variables)
         return loss
 
@@ -239,11 +261,15 @@ def _placed(device: str, step: Callable) -> Callable:
     return placed
 
 
-def _distribute(strategy: tf.distribute.Strategy, step: Callable, mode: str) -> Callable:
-    """Run ``step`` on every replica; a train step returns the mean of the replicas' losses."""
+def distribute(strategy: tf.distribute.Strategy, step: Callable, mode: str, args: tuple = ()) -> Callable:
+    """Run ``step(*args)`` on every replica (``args``: per-replica values); a train step returns the global mean loss.
+
+    A distributed train step returns its replica's share of the global mean (``train_step_fn``), so
+    the shares are summed.
+    """
     if mode == "train":
-        return lambda: strategy.reduce(tf.distribute.ReduceOp.MEAN, strategy.run(step), axis=None)
-    return lambda: strategy.run(step)
+        return lambda: strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(step, args=args), axis=None)
+    return lambda: strategy.run(step, args=args)
 
 
 # ---------------------------------------------------------------- session
@@ -303,6 +329,7 @@ def _reset_memory_stats(kind: str) -> None:
 
 class TensorFlowBackend:
     name = NAME
+    data_parallel = True   # --devices N / --nodes M: one worker process per host (backends.tensorflow.parallel)
 
     def availability(self) -> Availability:
         return availability()
@@ -310,6 +337,8 @@ class TensorFlowBackend:
     def build(self, case: CaseSpec) -> TensorFlowSession:
         memory_growth = enable_memory_growth()     # first: only possible before the runtime starts
         spec = workloads.get(case.workload).architecture(case.size)
+        if case.total_devices > 1:
+            return self._build_parallel(case, spec, memory_growth)
         strategy = self._check(case)
         replicas = strategy.num_replicas_in_sync if strategy else 1
         batch = devices.per_replica_batch(case.batch_size, replicas)
@@ -322,11 +351,11 @@ class TensorFlowBackend:
             inputs, targets = self._data(spec, batch, strategy)
             if case.mode == "train":
                 optimizer = make_optimizer(case.precision, model.trainable_variables)
-                step = train_step_fn(model, optimizer, inputs, targets, replicas)
+                step = train_step_fn(model, optimizer, inputs, targets, distributed=strategy is not None)
             else:
                 step = infer_step_fn(model, inputs)
         if strategy:   # a TPU compiles every step with XLA; jit_compile does not apply
-            function = tf.function(_distribute(strategy, step, case.mode))
+            function = tf.function(distribute(strategy, step, case.mode))
         else:
             function = tf.function(_placed(device, step), jit_compile=xla)
         _reset_memory_stats(case.device)
@@ -336,6 +365,20 @@ class TensorFlowBackend:
             "gpu_memory_growth": memory_growth,
         }
         return TensorFlowSession(function, model, case.device, case.mode, info)
+
+    def _build_parallel(self, case: CaseSpec, spec: Architecture, memory_growth: dict[str, Any]) -> TensorFlowSession:
+        """A case over several devices or hosts; the refusals first, none of which starts the runtime.
+
+        The CPU must be split into logical devices (or a multi-worker strategy created) before the
+        runtime starts, which ``parallel.build`` does first.
+        """
+        problem = devices.parallel_problem(case.device, case.devices, case.nodes, case.compile)
+        if problem:
+            raise CaseSkipped(problem)
+        self._check(case)   # device, compile mode and precision, as for one device (a TPU was refused above)
+        from backends.tensorflow import parallel
+
+        return parallel.build(case, spec, memory_growth)
 
     @staticmethod
     def _check(case: CaseSpec) -> tf.distribute.TPUStrategy | None:

@@ -180,3 +180,65 @@ def peak_memory_reading(kind: str, peak: int | None, error: str | None = None) -
             error += " (TensorFlow's CPU allocator keeps statistics only with oneDNN on)"
         return Reading.unavailable("peak_allocated", "bytes", source, scope, reason=error)
     return Reading(name="peak_allocated", unit="bytes", source=source, scope=scope, value=float(peak))
+
+
+# ---------------------------------------------------------------- data-parallel (backends.tensorflow.parallel)
+
+XLA_PARALLEL_REASON = (
+    "compiled (XLA) data-parallel steps run on GPUs only: TensorFlow's XLA has no CPU collectives "
+    "(\"Collectives are not yet implemented for CPU devices when compiling with XLA\"), and MirroredStrategy "
+    "compiles a step over several CPU devices as one XLA cluster, which cannot reach the other devices' variables"
+)
+
+
+def parallel_problem(kind: str, devices: int, nodes: int, compile_mode: str) -> str | None:
+    """Why a data-parallel case (``devices`` per host, ``nodes`` hosts) cannot run as specified, or None."""
+    if kind == "tpu":
+        return ("--devices/--nodes are not offered on a TPU: a tpu case already runs on every core of the TPU "
+                "(TPUStrategy, the batch split over the cores)")
+    if kind == "cpu" and nodes > 1 and devices > 1:
+        return ("MultiWorkerMirroredStrategy drives one CPU device per host (it splits no CPU into logical "
+                "devices): run multi-host CPU cases with --devices 1")
+    if compile_mode == "compiled" and kind != "gpu":
+        return XLA_PARALLEL_REASON
+    return None
+
+
+def shortage_reason(kind: str, wanted: int, found: int, note: str = "") -> str | None:
+    """Why ``wanted`` devices of ``kind`` cannot be had when TensorFlow sees ``found``, or None."""
+    if found >= wanted:
+        return None
+    plural = "" if found == 1 else "s"
+    return f"the case needs {wanted} {kind} devices but TensorFlow sees only {found} {kind} device{plural}{note}"
+
+
+def parallel_memory_readings(kind: str, peaks: Mapping[str, int | None],
+                             errors: Mapping[str, str]) -> tuple[Reading, ...]:
+    """Allocator peaks of a data-parallel case's devices (``peaks``: device name -> bytes).
+
+    CPU: the logical CPU devices share the process's one CPU allocator (resetting one resets all),
+    so a single process-scope reading covers them. GPU: the largest of the devices' peaks, then
+    each device's own; the largest is unavailable when any device's figure is.
+    """
+    names = list(peaks)
+    if kind == "cpu":
+        first = names[0]
+        reading = peak_memory_reading(kind, peaks[first], errors.get(first))
+        if len(names) == 1:
+            return (reading,)
+        shared = f"{reading.source}; one allocator serves all {len(names)} logical CPU devices"
+        return (Reading(reading.name, reading.unit, shared, reading.scope, reading.value, reading.reason),)
+    per_device = []
+    for name in names:
+        reading = peak_memory_reading(kind, peaks[name], errors.get(name))
+        source = f"tf.config.experimental.get_memory_info({name!r})['peak']"
+        per_device.append(Reading(f"peak_allocated_{name.replace(':', '')}", reading.unit, source, reading.scope,
+                                  reading.value, reading.reason))
+    source = f"max over {', '.join(names)} of tf.config.experimental.get_memory_info(device)['peak']"
+    missing = [reading for reading in per_device if not reading.available]
+    if missing:
+        largest = Reading.unavailable("peak_allocated", "bytes", source, "device",
+                                      reason=f"{missing[0].name}: {missing[0].reason}")
+    else:
+        largest = Reading("peak_allocated", "bytes", source, "device", max(r.value for r in per_device))
+    return (largest, *per_device)

@@ -251,6 +251,10 @@ class TorchSession:
     def param_count(self) -> int:
         return models.trainable_params(self.model)
 
+    def data_parallel_devices(self) -> list[str]:
+        """The one device this rank drives (a data-parallel rank is one process per device)."""
+        return [str(self._device)]
+
     def profile(self, steps: int, folder: Path) -> dict:
         """Optional protocol method: trace ``steps`` steps with torch.profiler (backends.torch.profiling)."""
         from backends.torch import profiling
@@ -268,7 +272,7 @@ def create_session(case: CaseSpec, device: torch.device) -> TorchSession:
         model = model.to(memory_format=torch.channels_last)
         batch = Batch(batch.inputs.contiguous(memory_format=torch.channels_last), batch.targets)
     model.train(case.mode == "train")
-    ranks = case.devices > 1  # a data-parallel case (tribench itself may run under torchrun: not the env)
+    ranks = case.total_devices > 1  # a data-parallel case (tribench itself may run under torchrun: not the env)
     parallel = distributed.wrap(model, device) if ranks and case.mode == "train" else None
     wrapped = parallel or model
     runner = torch.compile(wrapped) if case.compile == "compiled" else wrapped
@@ -303,7 +307,7 @@ class TorchBackend:
         if reason:
             raise CaseSkipped(reason)
         device = torch.device(devices.torch_device_type(case.device))
-        if case.devices > 1:  # a data-parallel rank: join the group (env://), take cuda:LOCAL_RANK
+        if case.total_devices > 1:  # a data-parallel rank: join the group (env://), take cuda:LOCAL_RANK
             device = distributed.init(device.type)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
