@@ -28,7 +28,8 @@ SPARE_COLOURS = ("#2E7D32", "#00838F", "#6D4C41", "#546E7A", "#AD1457", "#9E9D24
 PATTERNS = ("", "/", "x", ".", "+", "\\", "-", "|")  # one per device/run combination, same colour per backend
 MODE_ORDER = {"train": 0, "infer": 1}
 EXTRA_NUMERIC = ("throughput_ci_low", "throughput_ci_high", "energy_j_per_sample", "setup_time_s",
-                 "achieved_flops_per_s", "mfu", "spec_fraction", "mfu_peak_flops_per_s")
+                 "achieved_flops_per_s", "mfu", "spec_fraction", "mfu_peak_flops_per_s", "total_devices",
+                 "scaling_efficiency")
 
 
 @dataclass(frozen=True)
@@ -109,8 +110,41 @@ def throughput_ci(batch_size: Any, step: dict[str, Any]) -> tuple[float | None, 
     return batch_size / high, batch_size / low
 
 
+def total_devices(spec: dict[str, Any]) -> int:
+    """Data-parallel devices over every host (``nodes`` x ``devices``); older run files lack both: 1."""
+    return int(spec.get("nodes") or 1) * int(spec.get("devices") or 1)
+
+
+def parallel_suffix(spec: dict[str, Any]) -> str:
+    """`` · x2`` for 2 devices on one host, `` · 2x4`` for 2 hosts of 4, as in the case id; nothing for 1 device."""
+    nodes, devices = int(spec.get("nodes") or 1), int(spec.get("devices") or 1)
+    if nodes > 1:
+        return f" · {nodes}x{devices}"
+    return f" · x{devices}" if devices > 1 else ""
+
+
 def variant_label(spec: dict[str, Any]) -> str:
-    return f"{spec.get('mode')} · bs{spec.get('batch_size')} · {spec.get('precision')} · {spec.get('compile')}"
+    setting = f"{spec.get('mode')} · bs{spec.get('batch_size')} · {spec.get('precision')} · {spec.get('compile')}"
+    return setting + parallel_suffix(spec)  # a data-parallel case is not drawn on top of its 1-device point
+
+
+def parallel_columns(case: dict[str, Any]) -> dict[str, Any]:
+    """Data-parallel figures (harness.distributed): devices in all, scaling efficiency or why it is absent,
+    the slowest rank and each rank's throughput. A 1-device case is its own baseline: no efficiency, no reason."""
+    spec, metrics = case.get("spec") or {}, case.get("metrics") or {}
+    total = total_devices(spec)
+    efficiency = metrics.get("scaling_efficiency") or {}
+    reason = None
+    if total > 1 and efficiency.get("value") is None:
+        reason = ((efficiency.get("reason") or "not computed for this case") if case.get("status") == "ok"
+                  else f"the case did not finish ({case.get('status')})")
+    ranks = metrics.get("ranks") or []
+    slowest = (metrics.get("slowest_rank") or {}).get("value")
+    slowest_step = next(((r.get("step_time") or {}).get("median") for r in ranks if r.get("rank") == slowest), None)
+    return {"total_devices": total, "scaling_efficiency": efficiency.get("value"),
+            "scaling_efficiency_reason": reason,
+            "rank_throughputs": [(r.get("throughput") or {}).get("value") for r in ranks],
+            "slowest_rank": slowest, "slowest_rank_step_s": slowest_step}
 
 
 def report_row(run: Run, case: dict[str, Any]) -> dict[str, Any]:
@@ -136,6 +170,7 @@ def report_row(run: Run, case: dict[str, Any]) -> dict[str, Any]:
                              if r.get("stderr_tail")), ""),
         "memory_readings": metrics.get("memory") or [],
         **efficiency_columns(case),
+        **parallel_columns(case),
         "profile": metrics.get("profile"),
         **roofline_columns(run, case),
     })

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 from reports.dataset import ReportData, fingerprint_differences
+from reports.scaling_section import SCALING_COLUMNS, scaling_rows
 from reports.summary import SUMMARY_COLUMNS, energy_reasons, ok_rows, problem_rows, status_counts
 
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>:])")
@@ -68,6 +69,16 @@ def _results(data: ReportData) -> list[str]:
     return lines
 
 
+def _scaling(data: ReportData) -> list[str]:
+    """Data-parallel points: global throughput and scaling efficiency per device count (or why there is none)."""
+    rows = scaling_rows(data)
+    if not rows:
+        return []
+    many_runs = len(data.runs) > 1
+    cells = [([md(r["run"])] if many_runs else []) + [md(r[c]) for c in SCALING_COLUMNS] for r in rows]
+    return ["", "### Data-parallel scaling", "", *_table((["run"] if many_runs else []) + list(SCALING_COLUMNS), cells)]
+
+
 def _problems(data: ReportData) -> list[str]:
     rows = problem_rows(data)
     if not rows:
@@ -82,7 +93,8 @@ def _problems(data: ReportData) -> list[str]:
 def render(data: ReportData) -> str:
     """The summary as markdown text (ends with a newline)."""
     lines = ["## tribench report", "", f"{len(data.runs)} run(s), {len(data.frame)} case(s): {status_counts(data)}",
-             "", *_runs(data), *_fingerprint_warning(data), *_results(data), *_problems(data)]
+             "", *_runs(data), *_fingerprint_warning(data), *_results(data), *_scaling(data),
+             *_problems(data)]
     return "\n".join(lines) + "\n"
 
 

@@ -395,8 +395,9 @@ def problems_section(data: ReportData) -> Section:
 
 def all_sections(data: ReportData) -> list[Section]:
     from reports.efficiency_sections import efficiency_section, profile_section  # it builds on this module
+    from reports.scaling_section import scale_out_sections  # only when some case ran on several devices
 
     return [environment_section(data), throughput_section(data), efficiency_section(data), profile_section(data),
             latency_section(data), memory_section(data),
             compile_section(data), energy_section(data), noise_section(data), scaling_section(data),
-            cases_section(data), problems_section(data)]
+            *scale_out_sections(data), cases_section(data), problems_section(data)]

@@ -172,6 +172,21 @@ def test_malicious_report_stays_inert_in_the_browser(tmp_path):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in done.stdout  # shown as text
 
 
+def test_scaling_report_renders_in_the_browser(tmp_path):
+    """A run with data-parallel cases: the "Scaling with devices" charts draw too, with their legends."""
+    run = json.loads((DATA / "run-scaling.json").read_text())
+    points = {tuple(case["spec"][k] for k in ("workload", "size", "mode", "batch_size", "precision", "compile"))
+              for case in run["cases"]}
+    report = render(dataset.load([DATA / "run-scaling.json"]))
+    keys = _chart_keys(report)
+    assert [k for k in keys if k.startswith("scale-out")] == [f"scale-out-{i}" for i in range(len(points))]
+    done = browse(_write(tmp_path, "scaling.html", report), tmp_path / "profile", "--dump-dom")
+    assert console_messages(done.stderr) == []
+    charts = RenderedCharts(done.stdout).charts
+    assert list(charts) == keys and all(charts.values()), [k for k, ok in charts.items() if not ok]
+    assert done.stdout.count("ideal: 100% efficiency") >= len(points)  # each chart's legend, drawn as SVG text
+
+
 def test_the_detectors_catch_errors(tmp_path):
     """The checks above can fail: a page that errs is seen erring, a chart that did not draw is seen missing."""
     page = _write(tmp_path, "bad.html", '<html><body><div class="chart" data-chart="k"></div><script>'

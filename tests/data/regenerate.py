@@ -24,6 +24,7 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 
 from harness.aggregate import case_metrics, case_status  # noqa: E402
+from harness.distributed import add_scaling, merge_ranks  # noqa: E402
 from harness.spec import CaseSpec  # noqa: E402
 
 KEEP_SAMPLES = 120
@@ -41,17 +42,33 @@ def tribench(output: str, *args: str, **env: str) -> Path:
     return path
 
 
+def _trim_timing(result: dict) -> None:
+    timing = result.get("timing")
+    if timing:
+        timing["samples_s"] = timing["samples_s"][:KEEP_SAMPLES]
+        timing["warmup_samples_s"] = timing["warmup_samples_s"][:KEEP_WARMUP]
+
+
+def _trim_ranks(repeat: dict) -> None:
+    """A data-parallel repeat: trim every rank, then merge the ranks again (slowest rank from what is kept)."""
+    for rank in repeat["ranks"]:
+        _trim_timing(rank)
+    if repeat.get("status") == "ok":
+        repeat.update(merge_ranks(repeat["ranks"]))
+
+
 def trim(path: Path) -> dict:
     data = json.loads(path.read_text())
     for case in data["cases"]:
         for repeat in case.get("repeats", []):
-            timing = repeat.get("timing")
-            if timing:
-                timing["samples_s"] = timing["samples_s"][:KEEP_SAMPLES]
-                timing["warmup_samples_s"] = timing["warmup_samples_s"][:KEEP_WARMUP]
+            _trim_timing(repeat)
+            if repeat.get("ranks"):
+                _trim_ranks(repeat)
         if case.get("repeats"):
             case["status"], case["error"] = case_status(case["repeats"])
             case["metrics"] = case_metrics(CaseSpec.from_dict(case["spec"]), case["repeats"], data.get("environment"))
+    if any(CaseSpec.from_dict(case["spec"]).total_devices > 1 for case in data["cases"]):
+        add_scaling(data["cases"], "--scaling" in (data.get("command") or []))  # from the re-derived throughputs
     path.write_text(json.dumps(data, indent=1) + "\n")
     return data
 
@@ -111,7 +128,15 @@ def malicious() -> None:
     path.write_text(json.dumps(poison(trim(path)), indent=1) + "\n")
 
 
-STEPS = {"sweep": sweep, "problems": problems, "fingerprints": fingerprints, "malicious": malicious}
+def scaling() -> None:
+    """Data-parallel cases at 1 and 2 devices of each point (``--scaling``): the report's scale-out chart."""
+    tribench("run-scaling.json", "--backend", "torch,jax,tensorflow", "--workload", "cnn", "--mode", "train,infer",
+             "--batch", "4", "--devices", "2", "--scaling", "--no-energy", "--idle-baseline", "0", *FAST)
+    trim(HERE / "run-scaling.json")
+
+
+STEPS = {"sweep": sweep, "problems": problems, "fingerprints": fingerprints, "malicious": malicious,
+         "scaling": scaling}
 
 
 def main(names: list[str]) -> None:
