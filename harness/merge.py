@@ -11,6 +11,7 @@ A case or repeat a host lacks fails that case, with the reason; it is never drop
 from __future__ import annotations
 
 import os
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -68,15 +69,9 @@ def join_repeat(present: list[dict[str, Any]]) -> dict[str, Any]:
     if worst["status"] != "ok":
         return joined
     ranks = [{k: v for k, v in process.items() if k != "ranks"} for r in present for process in rank_processes(r)]
-    slowest = max(present, key=lambda r: _median(r["timing"]["samples_s"]))
+    slowest = max(present, key=lambda r: statistics.median(r["timing"]["samples_s"]))
     base = {key: value for key, value in slowest.items() if key not in ("ranks", "index", "host_results")}
     return {**base, **joined, "ranks": ranks}
-
-
-def _median(samples: list[float]) -> float:
-    ordered = sorted(samples)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def join_case(case_id: str, host_cases: list[dict[str, Any] | None], environment: dict[str, Any]) -> dict[str, Any]:
