@@ -114,7 +114,7 @@ def case_metrics(spec: CaseSpec, repeats: list[dict[str, Any]],
     if spec.total_devices > 1:  # the ranks' FLOPs over the devices that did them (harness.distributed)
         from harness.distributed import data_parallel_efficiency
 
-        metrics.update(data_parallel_efficiency(spec, metrics["throughput"]["value"], environment))
+        metrics.update(data_parallel_efficiency(spec, metrics["throughput"]["value"], metrics["ranks"], environment))
     else:
         metrics.update(efficiency_metrics(spec, median, environment))
     profile = next((r["profile"] for r in ok if r.get("profile")), None)

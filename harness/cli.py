@@ -87,16 +87,17 @@ def run(
     scaling: bool = typer.Option(False, "--scaling",
                                  help="With --devices N: run 1, 2, 4, ... N devices, for scaling efficiency."),
     nodes: int | None = typer.Option(None, "--nodes", help="Hosts in a multi-host run, each running this same "
-                                     "command with its --node-rank (default: SLURM_NNODES, else 1)."),
+                                     "command with its --node-rank (default: SLURM_STEP_NUM_NODES in srun, else 1)."),
     node_rank: int | None = typer.Option(None, "--node-rank", help="This host's rank, 0..nodes-1 (default: "
-                                         "SLURM_NODEID)."),
+                                         "SLURM_NODEID in srun)."),
     master_addr: str | None = typer.Option(None, "--master-addr", help="Node 0's address, where the hosts "
                                            "meet (default: MASTER_ADDR)."),
     master_port: int | None = typer.Option(None, "--master-port", help="First of the 64 rendezvous ports, one "
                                            "per case process (default: MASTER_PORT, else 29500)."),
     steps: int | None = typer.Option(None, "--steps", min=1, help="Measure exactly this many steps after "
                                      "exactly --warmup-steps warm-up steps (no adaptive stopping)."),
-    warmup_steps: int = typer.Option(10, "--warmup-steps", min=0, help="Warm-up steps with --steps."),
+    warmup_steps: int | None = typer.Option(None, "--warmup-steps", min=0,
+                                            help="Warm-up steps with --steps (default 10)."),
 ) -> None:
     """Run a suite (default: smoke) and write a run file."""
     from harness.ab import parse_pythons
@@ -127,7 +128,10 @@ def run(
                            idle_baseline=idle_baseline, profile_steps=profile_steps if profile else None)
     options = replace(options, scaling=scaling, cluster=cluster)
     if steps is not None:
-        options = replace(options, timing=options.timing.with_fixed_steps(steps, warmup_steps))
+        warmup = 10 if warmup_steps is None else warmup_steps
+        options = replace(options, timing=options.timing.with_fixed_steps(steps, warmup))
+    elif warmup_steps is not None:
+        raise InvalidValue("--warmup-steps counts the warm-up of --steps; give --steps N too")
     if cluster:  # every host must launch the same cases in the same order (harness.cluster)
         options = replace(options, order_seed=0)
     with err.status("checking backends and devices…"):

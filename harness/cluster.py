@@ -4,14 +4,17 @@ Every host runs its own ``tribench run`` with the same cases and the same flags,
 the hosts meet at a rendezvous endpoint (``--master-addr``/``--master-port``), the torchrun way.
 tribench is its own launcher: it starts the worker processes on each host, so no torchrun, mpirun
 or ``srun --ntasks-per-node=N`` is needed, only one ``tribench run`` per host. Values not given as
-flags are read from the launcher's environment: SLURM (``SLURM_NNODES``, ``SLURM_NODEID``) or the
-torchrun-style ``MASTER_ADDR``/``MASTER_PORT``. Each host writes its own run file with its own ranks;
+flags are read from the launcher's environment: an ``srun`` job step's ``SLURM_STEP_NUM_NODES`` and
+``SLURM_NODEID``, and the torchrun-style ``MASTER_ADDR``/``MASTER_PORT``. Only a job step counts:
+a batch script or ``salloc`` shell on a multi-node allocation runs on one host, so its
+``SLURM_NNODES`` must not turn a plain run into a multi-host one that waits for absent hosts.
+Each host writes its own run file with its own ranks;
 ``tribench merge`` joins them (``harness.merge``).
 
 Every case process gets its own rendezvous port, ``master_port + launch % PORT_SPAN``: a host that
 finishes a case first must not reach the previous case's store, still open on a slower host. Both
-hosts count launches the same way because they run the same plan in the same order (the A/B order
-seed is fixed to 0 on multi-host runs unless given).
+hosts count launches the same way: a case's launch number is its place in the plan, skipped cases
+included (``harness.runner.execute``), and the A/B order seed is 0 on every multi-host run.
 """
 
 from __future__ import annotations
@@ -56,12 +59,13 @@ def _whole(name: str, value: object, minimum: int) -> int:
 def resolve(nodes: int | None, node_rank: int | None, master_addr: str | None, master_port: int | None,
             env: Mapping[str, str] = os.environ) -> Cluster | None:
     """The cluster from the flags, else the launcher's environment; None for a one-host run."""
-    count = _whole("--nodes", nodes if nodes is not None else env.get("SLURM_NNODES", 1), 1)
+    count = _whole("--nodes", nodes if nodes is not None else env.get("SLURM_STEP_NUM_NODES", 1), 1)
     if count == 1:
         if node_rank not in (None, 0):
             raise InvalidValue(f"--node-rank {node_rank} needs --nodes above 1")
         return None
-    rank_value = node_rank if node_rank is not None else env.get("SLURM_NODEID")
+    in_step = "SLURM_STEP_NUM_NODES" in env  # SLURM_NODEID is also set in a batch script: not a job step
+    rank_value = node_rank if node_rank is not None else (env.get("SLURM_NODEID") if in_step else None)
     if rank_value is None:
         raise InvalidValue(f"--nodes {count} needs --node-rank (0..{count - 1}) on each host "
                            "(or SLURM_NODEID from srun)")

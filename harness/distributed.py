@@ -101,6 +101,18 @@ def rank_env(base: dict[str, str], rank: int, world_size: int, port: int,
 LOCKSTEP_STEPS, LOCKSTEP_WARMUP = 100, 10
 
 
+def lockstep(options: Any) -> Any:
+    """``options`` with counted steps (``--steps``, else 100 after 10 warm-up) for processes that step together.
+
+    Ranks in separate processes must run the same number of steps: a multi-host SPMD step waits for
+    every host, and torch ranks that stopped adaptively at different counts would leave the last one
+    stepping alone (DDP's join shadows its all-reduce), its fast lone steps inflating its throughput.
+    """
+    if options.timing.fixed_steps:
+        return options
+    return replace(options, timing=options.timing.with_fixed_steps(LOCKSTEP_STEPS, LOCKSTEP_WARMUP))
+
+
 def single_process_launch(spec: CaseSpec, options: Any, base_env: dict[str, str]) -> tuple[Any, dict[str, str]]:
     """The options and environment of a single-process data-parallel worker (JAX, TensorFlow).
 
@@ -113,8 +125,7 @@ def single_process_launch(spec: CaseSpec, options: Any, base_env: dict[str, str]
     options = replace(options, energy=replace(options.energy, enabled=False), profile=None)
     if options.cluster is not None:
         env.update(options.cluster.worker_env(options.launch_index))
-        if not options.timing.fixed_steps:
-            options = replace(options, timing=options.timing.with_fixed_steps(LOCKSTEP_STEPS, LOCKSTEP_WARMUP))
+        options = lockstep(options)
     return options, env
 
 
@@ -195,9 +206,11 @@ def _wait_all(ranks: list[subprocess.Popen], outputs: list[Path],
 
 
 def run_distributed(spec: CaseSpec, options: Any) -> dict[str, Any]:
-    """All ranks of ``spec`` (``runner.RunOptions``); always returns one process result."""
+    """All ranks of ``spec`` (``runner.RunOptions``), each running the same counted steps (``lockstep``);
+    always returns one process result."""
     from harness.runner import _worker_env, tail
 
+    options = lockstep(options)
     with tempfile.TemporaryDirectory(prefix="tribench-dp-") as folder:
         request = Path(folder, "in.json")
         outputs = [Path(folder, f"out-{rank}.json") for rank in range(spec.devices)]
@@ -313,17 +326,23 @@ def _launch_name(result: dict[str, Any]) -> str:
         len(p.get("replica_devices") or [None]) == 1 for p in result["ranks"]) else "single-process"
 
 
-def data_parallel_efficiency(spec: CaseSpec, throughput: float, environment: dict[str, Any] | None) -> dict[str, Any]:
-    """Achieved FLOP/s and MFU per physical device: the global throughput's FLOPs shared over the devices
-    that did them. CPU "devices" (forced host devices, logical CPUs, gloo ranks) all share one processor,
-    so there the whole global rate is set against the one CPU's peak."""
+def data_parallel_efficiency(spec: CaseSpec, throughput: float, ranks: list[dict[str, Any]],
+                             environment: dict[str, Any] | None) -> dict[str, Any]:
+    """Achieved FLOP/s and MFU per physical device: the FLOPs of ``throughput`` (the ranks in this file)
+    shared over the devices that did them. ``ranks``: ``global_metrics``' per-rank entries.
+
+    GPUs: one per rank. CPU "devices" (forced host devices, logical CPUs, gloo ranks) share their host's
+    processor, so there each host present counts as one device (a host's own file: one; merged: M).
+    """
     from reports.efficiency import case_efficiency  # lazy, as in harness.aggregate
     from suites import workloads
 
-    physical = 1 if spec.device == "cpu" else spec.total_devices
+    hosts = len({rank["node_rank"] for rank in ranks})
+    physical = hosts if spec.device == "cpu" else len(ranks)
     flops = workloads.get(spec.workload).flops_per_step(spec.size, spec.mode, spec.batch_size)
     metrics = case_efficiency(spec.to_dict(), flops / physical, spec.batch_size / throughput, environment)
-    what = "the one CPU all ranks share" if physical == 1 else f"each of the {physical} devices"
+    what = (f"the CPU of each of the {hosts} host(s), which all its ranks share" if spec.device == "cpu"
+            else f"each of the {physical} devices")
     metrics["achieved_flops_per_s"]["source"] = (f"analytic FLOPs per sample (suites.workloads) x global throughput, "
                                                  f"per physical device ({what})")
     return metrics

@@ -16,13 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from harness.aggregate import STATUS_ORDER, case_metrics, case_status
-from harness.distributed import add_scaling, rank_processes
+from harness.distributed import add_scaling, rank_processes, replicas
 from harness.errors import InvalidValue
 from harness.results import RunFile, load_run, new_run_id
 from harness.spec import CaseSpec
 
 
 def _cluster(run: dict[str, Any], path: str) -> dict[str, Any]:
+    if run.get("settings", {}).get("merged_from"):
+        raise InvalidValue(f"{path} is already a merged run file; merge the hosts' own run files")
     cluster = run.get("settings", {}).get("cluster")
     if not cluster:
         raise InvalidValue(f"{path} is not a host's file of a multi-host run (it was not run with --nodes > 1)")
@@ -58,8 +60,22 @@ def _host_repeat(case: dict[str, Any] | None, node_rank: int, index: int) -> dic
     return repeats[index] if index < len(repeats) else _missing(node_rank, "repeat")
 
 
-def join_repeat(present: list[dict[str, Any]]) -> dict[str, Any]:
-    """One repeat from every host's (node order): every host's ranks, the worst status, the slowest timing."""
+def _foreign_ranks(repeat: dict[str, Any], node_rank: int, devices: int) -> dict[str, Any] | None:
+    """A failed result when an ok host repeat does not hold exactly its own ``devices`` ranks."""
+    if repeat["status"] != "ok":
+        return None
+    nodes = [replica["node_rank"] for replica in replicas(repeat)]
+    if nodes == [node_rank] * devices:
+        return None
+    return {"status": "failed", "error": f"node {node_rank}'s result holds ranks of nodes {sorted(set(nodes))} "
+                                        f"({len(nodes)} ranks); expected its own {devices}"}
+
+
+def join_repeat(present: list[dict[str, Any]], devices: int) -> dict[str, Any]:
+    """One repeat from every host's (node order): every host's ranks, the worst status, the slowest timing.
+
+    ``devices``: the ranks each host must bring (per-host devices of the case)."""
+    present = [_foreign_ranks(repeat, node, devices) or repeat for node, repeat in enumerate(present)]
     worst = max(present, key=lambda repeat: STATUS_ORDER.index(repeat["status"]))
     joined: dict[str, Any] = {"index": present[0].get("index", 0), "status": worst["status"],
                               "error": worst.get("error"), "wall_s": max(r.get("wall_s") or 0.0 for r in present),
@@ -79,7 +95,8 @@ def join_case(case_id: str, host_cases: list[dict[str, Any] | None], environment
     first = next(case for case in host_cases if case)
     spec = CaseSpec.from_dict(first["spec"])
     count = max(len(case.get("repeats", [])) for case in host_cases if case)
-    repeats = [{**join_repeat([_host_repeat(case, node, index) for node, case in enumerate(host_cases)]),
+    repeats = [{**join_repeat([_host_repeat(case, node, index) for node, case in enumerate(host_cases)],
+                              spec.devices),
                 "index": index} for index in range(count)]
     status, error = case_status(repeats)
     return {"id": case_id, "spec": first["spec"], "workload": first.get("workload"), "status": status,
@@ -90,6 +107,9 @@ def merge_runs(paths: list[str | os.PathLike], output: str | os.PathLike) -> dic
     """Join the hosts' run files at ``paths`` into one run file at ``output``; return its data."""
     if len(paths) < 2:
         raise InvalidValue("tribench merge needs the run files of at least 2 hosts")
+    inputs = {Path(path).resolve() for path in paths}
+    if Path(output).resolve() in inputs:
+        raise InvalidValue(f"--output {output} is one of the files to merge; write the merged file elsewhere")
     hosts = order_hosts([(str(path), load_run(path)) for path in paths])
     lead = hosts[0][1]
     environment = {**lead["environment"], "hosts": [
@@ -97,7 +117,10 @@ def merge_runs(paths: list[str | os.PathLike], output: str | os.PathLike) -> dic
          "hostname": run["environment"].get("machine", {}).get("hostname"),
          "fingerprint": run["environment"].get("fingerprint"), "run_file": path, "run_id": run["run_id"]}
         for path, run in hosts]}
-    settings = {**lead["settings"], "merged_from": [path for path, _ in hosts]}
+    settings = {**{key: value for key, value in lead["settings"].items() if key != "cluster"},
+                "merged_from": [path for path, _ in hosts],  # no "cluster": a merged file is no host's file
+                "merged_cluster": {key: value for key, value in lead["settings"]["cluster"].items()
+                                   if key != "node_rank"}}
     merged = RunFile(Path(output), environment, settings, lead.get("tags", {}),
                      ["tribench", "merge", *map(str, paths)], new_run_id())
     ids = list(dict.fromkeys(case["id"] for _, run in hosts for case in run["cases"]))

@@ -156,17 +156,21 @@ def execute(planned: list[PlannedCase], run_file: RunFile, options: RunOptions,
     for case in planned:
         if case.skip_reason:
             _record(run_file, case.spec, 0, skipped_result(case.skip_reason), on_result)
-    runnable = [case.spec for case in planned if not case.skip_reason]
+    specs = [case.spec for case in planned]
+    runnable = {case.spec.id for case in planned if not case.skip_reason}
+    place = {spec.id: index for index, spec in enumerate(specs)}
     rng = random.Random(options.order_seed)
-    launches = 0
     for repeat in range(options.repeats):
-        for spec in interleaved(runnable, rng):
-            settings = replace(options, launch_index=launches)
+        # the order and launch numbers come from the whole plan, skipped cases included, so that every
+        # host of a multi-host run gives a case the same number (its rendezvous port, harness.cluster)
+        for spec in interleaved(specs, rng):
+            if spec.id not in runnable:
+                continue
+            settings = replace(options, launch_index=repeat * len(specs) + place[spec.id])
             result = launch(spec, settings if repeat == 0 else replace(settings, profile=None))  # profile once
-            launches += 1
             _record(run_file, spec, repeat, result, on_result)
         # a case its backend refused once is refused every time: do not start it again
-        runnable = [spec for spec in runnable if run_file.status_of(spec) != "skipped"]
+        runnable = {spec.id for spec in specs if spec.id in runnable and run_file.status_of(spec) != "skipped"}
 
 
 def interleaved(specs: list[CaseSpec], rng: random.Random) -> list[CaseSpec]:

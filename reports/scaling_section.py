@@ -220,7 +220,8 @@ def scaling_table(data: ReportData, rows) -> str:
     return table(headers, body, css="numbers scale-out", sortable=True)
 
 
-INTRO = ("<p>Data-parallel cases run one process per device. The x axis is the total device count (hosts × "
+INTRO = ("<p>Data-parallel cases: torch runs one process per device; JAX and TensorFlow run one process per host "
+         "driving all its devices. The x axis is the total device count (hosts × "
          "devices per host); <b>global throughput</b> is the sum over ranks of per-device batch / the rank's median "
          "step time. <b>Scaling efficiency</b> = global throughput / (N × the same point's 1-device throughput in "
          "the same run): 100% is ideal linear scaling (the dotted and dashed lines). The 1-device case is the "

@@ -95,6 +95,9 @@ def test_torch_two_ranks_over_gloo_aggregate_into_one_case(tmp_path):
     ranks = repeat["ranks"]
     assert len(ranks) == 2 and repeat["world_size"] == 2 and len(repeat["rank_stderr_tails"]) == 2
     assert ranks[0]["pid"] != ranks[1]["pid"] and all(r["status"] == "ok" for r in ranks)
+    # every rank ran the same counted steps (harness.distributed.lockstep), none stepped on alone
+    assert [(r["timing"]["stop_reason"], len(r["timing"]["samples_s"]), len(r["timing"]["warmup_samples_s"]))
+            for r in ranks] == [("fixed_steps", 100, 10)] * 2
     medians = [statistics.median(rank["timing"]["samples_s"]) for rank in ranks]
     metrics = dp["metrics"]
     assert metrics["throughput"]["value"] == sum(4 / median for median in medians)
@@ -168,14 +171,13 @@ def test_rank_killed_from_outside_mid_run_fails_the_case_and_the_suite_goes_on(t
     pids.mkdir()
     output = tmp_path / "run.json"
     command = [sys.executable, "-m", "harness.cli", "run", "--backend", "fake", "--workload", "cnn,rnn", "--mode",
-               "train", "--devices", "2", "--size", "tiny", "--batch", "4", "--min-steps", "40", "--min-time",
-               "0.1", "--max-time", "30", "--no-energy", "--idle-baseline", "0", "--timeout", "60",
-               "--output", str(output)]
+               "train", "--devices", "2", "--size", "tiny", "--batch", "4", "--steps", "30", "--warmup-steps", "2",
+               "--no-energy", "--idle-baseline", "0", "--timeout", "60", "--output", str(output)]
     runner = subprocess.Popen(command, cwd=ROOT, env=fake_env(FAKE_PID_FOLDER=str(pids), FAKE_STEP_S="0.2"),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert wait_for(lambda: (pids / "cnn-rank1.pid").exists() and (pids / "cnn-rank0.pid").exists(), 60)
-        time.sleep(1.0)  # both ranks are stepping (0.2 s a step, at least 50 steps to go)
+        time.sleep(1.0)  # both ranks are stepping (0.2 s a step, 32 steps each)
         started = time.monotonic()
         os.kill(int((pids / "cnn-rank1.pid").read_text()), signal.SIGKILL)
         assert runner.wait(timeout=120) == 0

@@ -13,6 +13,7 @@ import pytest
 from harness.cluster import PORT_SPAN, Cluster, resolve
 from harness.distributed import free_port, rank_env
 from harness.errors import InvalidValue
+from harness.spec import CaseSpec
 from tests.helpers import ROOT, tribench
 
 HOST_ARGS = ("--backend", "torch", "--workload", "cnn", "--mode", "train,infer", "--size", "tiny", "--batch", "4",
@@ -24,11 +25,18 @@ TRAIN, INFER = "torch/cnn-tiny/train/bs4/fp32/eager/cpu/2x1", "torch/cnn-tiny/in
 def test_cluster_from_flags_then_the_launchers_environment():
     assert resolve(None, None, None, None, env={}) is None
     assert resolve(2, 1, "node0", 30000, env={}) == Cluster(2, 1, "node0", 30000)
-    slurm = {"SLURM_NNODES": "4", "SLURM_NODEID": "3", "MASTER_ADDR": "n0", "MASTER_PORT": "29600"}
-    assert resolve(None, None, None, None, env=slurm) == Cluster(4, 3, "n0", 29600)
+    step = {"SLURM_STEP_NUM_NODES": "4", "SLURM_NODEID": "3", "MASTER_ADDR": "n0", "MASTER_PORT": "29600"}
+    assert resolve(None, None, None, None, env=step) == Cluster(4, 3, "n0", 29600)  # inside `srun`
     assert resolve(2, 0, "n0", None, env={}).master_port == 29500
-    assert resolve(3, None, "h", 1, env={"SLURM_NODEID": "2"}).node_rank == 2
-    assert resolve(3, 1, "h", 1, env={"SLURM_NODEID": "2", "SLURM_NNODES": "8"}) == Cluster(3, 1, "h", 1)  # flags win
+    assert resolve(3, None, "h", 1, env={"SLURM_STEP_NUM_NODES": "3", "SLURM_NODEID": "2"}).node_rank == 2
+    assert resolve(3, 1, "h", 1, env=step) == Cluster(3, 1, "h", 1)  # flags win
+
+
+def test_a_batch_script_on_a_multi_node_allocation_is_a_one_host_run():
+    batch = {"SLURM_NNODES": "2", "SLURM_JOB_NUM_NODES": "2", "SLURM_NODEID": "0", "MASTER_ADDR": "n0"}
+    assert resolve(None, None, None, None, env=batch) is None
+    with pytest.raises(InvalidValue, match=r"^--nodes 2 needs --node-rank"):
+        resolve(2, None, None, None, env=batch)  # outside a job step SLURM_NODEID is not this host's rank
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -69,6 +77,9 @@ def test_cli_refuses_scaling_across_hosts_and_a_missing_node_rank(tmp_path):
     result = tribench("run", "--backend", "torch", "--nodes", "2", "--master-addr", "h",
                       "--output", str(tmp_path / "r.json"))
     assert result.returncode == 2 and "--nodes 2 needs --node-rank (0..1)" in result.stderr
+    result = tribench("run", "--backend", "torch", "--warmup-steps", "5", "--output", str(tmp_path / "r.json"))
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith("--warmup-steps counts the warm-up of --steps; give --steps N too")
 
 
 @pytest.fixture(scope="module")
@@ -165,3 +176,86 @@ def test_merge_fails_a_case_one_host_lacks_and_refuses_files_that_do_not_belong_
     assert alone.returncode == 2
     assert alone.stderr.strip().endswith(f"{single} is not a host's file of a multi-host run (it was not run "
                                          "with --nodes > 1)")
+
+
+def _launches(tmp_path, planned, name: str) -> list[tuple[str, int]]:
+    from harness.results import RunFile
+    from harness.runner import RunOptions, execute
+
+    seen: list[tuple[str, int]] = []
+
+    def launch(spec, options):
+        seen.append((spec.id, options.launch_index))
+        return {"status": "failed", "error": "not run", "wall_s": 0.0, "exit_code": 1, "stderr_tail": ""}
+
+    execute(planned, RunFile(tmp_path / name, {}, {}, {}, ["tribench"]), RunOptions(repeats=2), launch=launch)
+    return seen
+
+
+def test_hosts_number_a_case_alike_even_when_one_host_skips_another_case(tmp_path):
+    """A case's launch number (its rendezvous port) is its place in the plan: a case skipped on one host only
+    must not shift the numbers, and so the ports, of every case after it."""
+    from harness.ab import with_envs
+    from harness.planner import PlannedCase
+
+    specs = with_envs([CaseSpec("torch", w, "tiny", "train", 4, devices=2) for w in ("cnn", "rnn", "transformer")],
+                      ["A", "B"])
+    host0 = _launches(tmp_path, [PlannedCase(spec) for spec in specs], "h0.json")
+    host1 = _launches(tmp_path, [PlannedCase(spec, "missing here" if spec.workload == "cnn" else None)
+                                 for spec in specs], "h1.json")
+    assert len(host0) == 12 and len(host1) == 8
+    assert host1 == [(case_id, index) for case_id, index in host0 if not case_id.startswith("torch/cnn")]
+    assert sorted(index for _, index in host0) == list(range(12))
+
+
+def test_merge_refuses_a_merged_file_and_its_own_inputs_and_a_host_bringing_other_ranks(two_hosts, tmp_path):
+    merged_path = tmp_path / "merged.json"
+    assert tribench("merge", str(two_hosts[0]), str(two_hosts[1]), "-o", str(merged_path)).returncode == 0
+    assert "cluster" not in json.loads(merged_path.read_text())["settings"]
+    again = tribench("merge", str(merged_path), str(two_hosts[1]), "-o", str(tmp_path / "again.json"))
+    assert again.returncode == 2  # its ranks would be counted twice
+    assert again.stderr.strip().endswith(f"{merged_path} is already a merged run file; merge the hosts' own run "
+                                         "files")
+    over = tribench("merge", str(two_hosts[0]), str(two_hosts[1]), "-o", str(two_hosts[0]))
+    assert over.returncode == 2
+    assert over.stderr.strip().endswith(f"--output {two_hosts[0]} is one of the files to merge; write the merged "
+                                        "file elsewhere")
+    impostor = json.loads(two_hosts[1].read_text())
+    for rank in _case(impostor, TRAIN)["repeats"][0]["ranks"]:
+        rank["node_rank"] = 0  # node 1's file holding node 0's rank
+    impostor_path = tmp_path / "impostor.json"
+    impostor_path.write_text(json.dumps(impostor))
+    assert tribench("merge", str(two_hosts[0]), str(impostor_path), "-o", str(merged_path)).returncode == 0
+    train = _case(json.loads(merged_path.read_text()), TRAIN)
+    assert (train["status"], train["error"]) == ("failed", "node 1's result holds ranks of nodes [0] (1 ranks); "
+                                                           "expected its own 1")
+    assert _case(json.loads(merged_path.read_text()), INFER)["status"] == "ok"
+
+
+def _flops_per_sample(spec: dict) -> float:
+    from suites import workloads
+
+    return workloads.get(spec["workload"]).flops_per_step(spec["size"], spec["mode"], 1)
+
+
+def test_data_parallel_flops_are_shared_over_the_physical_devices_present(two_hosts, tmp_path):
+    from harness.distributed import data_parallel_efficiency
+
+    merged_path = tmp_path / "merged.json"
+    assert tribench("merge", str(two_hosts[0]), str(two_hosts[1]), "-o", str(merged_path)).returncode == 0
+    merged = _case(json.loads(merged_path.read_text()), TRAIN)["metrics"]
+    host = _case(json.loads(two_hosts[0].read_text()), TRAIN)["metrics"]
+    per_sample = _flops_per_sample(_case(json.loads(two_hosts[0].read_text()), TRAIN)["spec"])
+    # CPU: each host's processor is one device, whatever the ranks on it: merged 2 hosts, a host's file 1
+    assert merged["achieved_flops_per_s"]["value"] == pytest.approx(per_sample * merged["throughput"]["value"] / 2,
+                                                                    rel=1e-12)
+    assert host["achieved_flops_per_s"]["value"] == pytest.approx(per_sample * host["throughput"]["value"],
+                                                                  rel=1e-12)
+    assert "the CPU of each of the 2 host(s)" in merged["achieved_flops_per_s"]["source"]
+    # GPUs: one per rank present (node 1's own file of a 2x2 run: its 2 GPUs)
+    spec = CaseSpec("torch", "cnn", "tiny", "train", 4, device="gpu", devices=2, nodes=2)
+    ranks = [{"node_rank": 1}, {"node_rank": 1}]
+    gpu = data_parallel_efficiency(spec, 1000.0, ranks, None)
+    assert gpu["achieved_flops_per_s"]["value"] == pytest.approx(_flops_per_sample(spec.to_dict()) * 1000.0 / 2,
+                                                                 rel=1e-12)
+    assert gpu["mfu"]["value"] is None and "each of the 2 devices" in gpu["achieved_flops_per_s"]["source"]

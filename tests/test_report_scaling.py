@@ -92,7 +92,8 @@ def test_section_and_one_chart_per_point(page):
     assert [page.figures()[k]["layout"]["title"]["text"].split("<br>")[0] for k in keys] == [
         _title(point) for point in points]
     section = page.section(SECTION_ID)
-    assert section.startswith("Scaling with devices (data-parallel) Data-parallel cases run one process per device.")
+    assert section.startswith("Scaling with devices (data-parallel) Data-parallel cases: torch runs one process per "
+                              "device; JAX and TensorFlow run one process per host driving all its devices.")
     assert "so it is drawn at 100% by definition" in section
     for key in keys:
         layout = page.figures()[key]["layout"]
