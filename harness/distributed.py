@@ -131,7 +131,7 @@ def single_process_launch(spec: CaseSpec, options: Any, base_env: dict[str, str]
 
 def single_process_result(spec: CaseSpec, result: dict[str, Any]) -> dict[str, Any]:
     """The worker's result with the data-parallel energy record and the world size."""
-    result = {**result, "world_size": spec.total_devices}
+    result = {**result, "world_size": spec.total_devices, "launch": "single-process"}
     if result.get("status") == "ok":
         result["energy"] = _energy_unavailable(result["energy"]["device"])
     return result
@@ -230,7 +230,8 @@ def run_distributed(spec: CaseSpec, options: Any) -> dict[str, Any]:
                 "rank_exit_codes": [r.returncode for r in ranks],
                 "python": options.python_for(spec.env),
                 "stderr_tail": "\n".join(f"[rank {i}] {tail(text)}" for i, text in enumerate(stderrs)),
-                "rank_stderr_tails": [tail(text) for text in stderrs], "world_size": spec.total_devices}
+                "rank_stderr_tails": [tail(text) for text in stderrs], "world_size": spec.total_devices,
+                "launch": "process-per-device"}
         results = [json.loads(out.read_text()) if out.exists() else None for out in outputs]
     if stopped == "timeout":
         return {**base, "status": "timeout", "error": f"timed out after {options.timeout_s:g} s"}
@@ -313,7 +314,7 @@ def global_metrics(spec: CaseSpec, ok: list[dict[str, Any]]) -> dict[str, Any]:
                    "step_time": {"unit": "s", **summaries[rank]}} for rank in range(len(layout))],
         "slowest_rank": {"value": slowest, "unit": "rank", "source": "largest median step time (first of ties)"},
         "devices": {"value": spec.total_devices, "unit": "devices", "nodes": spec.nodes,
-                    "per_node": spec.devices, "launch": _launch_name(ok[0]),
+                    "per_node": spec.devices, "launch": _launch(ok[0]),
                     "source": "--devices per node x --nodes"},
         "batch_size": {"per_device": spec.batch_size, "global": spec.batch_size * spec.total_devices,
                        "unit": "samples", "source": "per-device batch x devices"},
@@ -321,9 +322,9 @@ def global_metrics(spec: CaseSpec, ok: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _launch_name(result: dict[str, Any]) -> str:
-    return "process-per-device" if result.get("ranks") and all(
-        len(p.get("replica_devices") or [None]) == 1 for p in result["ranks"]) else "single-process"
+def _launch(result: dict[str, Any]) -> str:
+    """As recorded at launch; results written before it was recorded: torch ranks, or one JAX/TF process."""
+    return result.get("launch") or ("process-per-device" if result.get("ranks") else "single-process")
 
 
 def data_parallel_efficiency(spec: CaseSpec, throughput: float, ranks: list[dict[str, Any]],

@@ -146,6 +146,7 @@ def test_merge_joins_both_hosts_ranks_into_one_case(two_hosts, tmp_path):
         assert metrics["complete"]["value"] is True
         assert metrics["batch_size"]["global"] == 8
         assert metrics["devices"]["value"] == 2 and metrics["devices"]["nodes"] == 2
+        assert metrics["devices"]["launch"] == "process-per-device"
         assert metrics["slowest_rank"]["value"] == rates.index(min(rates))
         assert metrics["scaling_efficiency"]["value"] is None
 
@@ -259,3 +260,19 @@ def test_data_parallel_flops_are_shared_over_the_physical_devices_present(two_ho
     assert gpu["achieved_flops_per_s"]["value"] == pytest.approx(_flops_per_sample(spec.to_dict()) * 1000.0 / 2,
                                                                  rel=1e-12)
     assert gpu["mfu"]["value"] is None and "each of the 2 devices" in gpu["achieved_flops_per_s"]["source"]
+
+
+def test_launch_style_is_the_one_recorded_not_guessed_from_the_ranks():
+    """A merged JAX/TF run of one device per host has one rank per process, like torch: the launch stays
+    what the harness recorded when it started the processes."""
+    from harness.distributed import global_metrics
+
+    spec = CaseSpec("jax", "cnn", "tiny", "train", 4, devices=1, nodes=2)
+    host = [{"node_rank": node, "replica_devices": ["cpu:0"], "timing": {"samples_s": [0.5, 0.25, 0.5]}}
+            for node in (0, 1)]
+    merged = {"status": "ok", "launch": "single-process", "ranks": host, "timing": host[0]["timing"]}
+    metrics = global_metrics(spec, [merged])
+    assert metrics["devices"]["launch"] == "single-process"
+    assert metrics["throughput"]["value"] == 4 / 0.5 + 4 / 0.5 and metrics["complete"]["value"] is True
+    assert global_metrics(spec, [{**merged, "launch": "process-per-device"}])["devices"]["launch"] == \
+        "process-per-device"
