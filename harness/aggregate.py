@@ -1,8 +1,10 @@
 """Turn a case's per-process results (one per repeat) into its status and metrics.
 
-Summaries are computed from the pooled raw samples of every successful repeat;
-the median of each process is kept too, so between-process variance is
-visible (and usable by comparisons). Each metric names its unit and source.
+The process is the unit of uncertainty (``harness.process_stats``): the case's median step time,
+its throughput and their CI come from one value per process (its median), never from steps
+pooled across processes. Pooled steps only give descriptive percentiles (p90, p99, IQR noise),
+labelled as such. A process flagged as disturbed (``disturbance.disturbed``) is left out of the
+estimate while undisturbed ones exist, and listed. Each metric names its unit and source.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import statistics
 from typing import Any
 
 from harness.probes.energy_summary import case_energy, case_telemetry
+from harness.process_stats import estimate
 from harness.spec import CaseSpec
 from harness.stats import summarize
 from suites import workloads
@@ -18,6 +21,34 @@ from suites import workloads
 STATUS_ORDER = ("ok", "skipped", "timeout", "failed")  # a case is as bad as its worst repeat
 
 STEP_TIME_SOURCE = "host wall clock (time.perf_counter) around step() + sync(), per step"
+POOLED_SOURCE = "percentiles of the steps of every used process, pooled: descriptive only, no CI"
+
+
+def is_disturbed(repeat: dict[str, Any]) -> bool:
+    return bool((repeat.get("disturbance") or {}).get("disturbed"))
+
+
+def converged(repeat: dict[str, Any]) -> bool:
+    """The process met its stopping rule (or ran its counted steps), rather than running out of time or steps."""
+    return repeat["timing"]["stop_reason"] in ("converged", "fixed_steps")
+
+
+def used_processes(ok: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The processes the estimate is made from: the undisturbed ones, or all when every one was disturbed."""
+    calm = [r for r in ok if not is_disturbed(r)]
+    return calm or ok
+
+
+def process_quality(ok: list[dict[str, Any]], used: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many processes made the estimate, and how many did not converge, warm up or stay undisturbed."""
+    return {
+        "processes": len(used),
+        "ok_processes": len(ok),
+        "not_converged": sum(not converged(r) for r in used),
+        "not_steady": sum(not r["timing"]["warmup_steady"] for r in used),
+        "disturbed": sum(is_disturbed(r) for r in ok),
+        "disturbed_used": sum(is_disturbed(r) for r in used),
+    }
 
 
 def case_status(repeats: list[dict[str, Any]]) -> tuple[str, str | None]:
@@ -62,22 +93,39 @@ def case_metrics(spec: CaseSpec, repeats: list[dict[str, Any]],
     ok = [r for r in repeats if r["status"] == "ok"]
     if not ok:
         return None
-    samples = [s for r in ok for s in r["timing"]["samples_s"]]
-    summary = summarize(samples)
-    median = summary["median"]
+    used = used_processes(ok)
+    process_estimate = estimate([r["timing"]["samples_s"] for r in used])
+    median = process_estimate.center
+    pooled = summarize([s for r in used for s in r["timing"]["samples_s"]])
     metrics: dict[str, Any] = {
         "throughput": {
             "value": spec.batch_size / median,
             "unit": "samples/s",
-            "source": "batch_size / median step time",
+            "source": "batch_size / median step time (geometric mean of per-process medians)",
         },
         "step_time": {
             "unit": "s",
             "source": STEP_TIME_SOURCE,
-            **summary,
+            **pooled,
+            "pooled_source": POOLED_SOURCE,
+            "pooled_median": pooled["median"],
+            "median": median,
+            "p50": median,
+            "ci_low": process_estimate.ci_low,
+            "ci_high": process_estimate.ci_high,
+            "ci_confidence": process_estimate.confidence,
+            "ci_rel_halfwidth": process_estimate.ci_rel_halfwidth,
+            "ci_basis": process_estimate.basis,
+            "ci_source": process_estimate.source,
+            "processes": process_estimate.processes,
+            "between_process_cv": process_estimate.between_cv,
+            "prediction_low": process_estimate.prediction_low,
+            "prediction_high": process_estimate.prediction_high,
+            "quality": process_quality(ok, used),
             "per_repeat_median": [statistics.median(r["timing"]["samples_s"]) for r in ok],
             "stop_reasons": [r["timing"]["stop_reason"] for r in ok],
             "warmup_steady": [r["timing"]["warmup_steady"] for r in ok],
+            "used": [not is_disturbed(r) or len(used) == len(ok) for r in ok],
         },
         "compile_time": {
             "value": statistics.median(r["timing"]["compile_time_s"] for r in ok),

@@ -57,30 +57,37 @@ def compare(
     threshold: str | None = typer.Option(
         None, help="Smallest change that counts: 5% (default), or per metric: throughput=3%,memory=1% "
                    "(metrics: throughput, p50, p99, latency, device_memory, host_memory, memory, energy, compile)."),
-    alpha: float = typer.Option(0.05, help="False discovery rate for significance (Benjamini-Hochberg)."),
+    alpha: float = typer.Option(0.05, help="False-alarm rate of the one-sided tests (Benjamini-Hochberg over cases)."),
     fmt: str = typer.Option("table", "--format", help="table | markdown | json."),
     output: Path | None = typer.Option(None, help="Also write the verdicts as JSON to this file."),
     fail_on: str | None = typer.Option(
-        None, help="Also fail on: inconclusive (exit 3), failed (in head), missing, not-comparable (exit 1); "
-                   "comma-separated."),
+        None, help="Also fail on: failed (in head), missing, not-comparable (exit 1); comma-separated. "
+                   "Inconclusive fails (exit 3) unless --allow-inconclusive."),
+    allow_inconclusive: bool = typer.Option(False, "--allow-inconclusive",
+                                            help="Exit 0 when a case cannot be told from noise (default: exit 3)."),
+    resolve: str | None = typer.Option(None, help="The change the process-count advice aims at, e.g. 3% "
+                                                  "(default: twice the threshold)."),
     allow_difference: str | None = typer.Option(
         None, help="Fingerprint fields allowed to differ, e.g. frameworks.torch,release (comma-separated)."),
     gate_compile: bool = typer.Option(False, help="Let compile time take part in the verdict."),
-    resamples: int = typer.Option(2000, min=100, help="Bootstrap resamples for the confidence intervals."),
 ) -> None:
     """Compare two run files: a verdict per case and metric; exit 1 on a regression."""
     from reports import compare_render
     from reports.compare import FAIL_ON_CHOICES, CompareSettings, compare_sides, load_env_sides, load_sides
-    from reports.compare_metrics import parse_thresholds
+    from reports.compare_metrics import parse_fraction, parse_thresholds
 
     _check_format(fmt)
     fail = tuple(split_list(fail_on))
     for name in fail:
         if name not in FAIL_ON_CHOICES:
             raise InvalidChoice("--fail-on category", name, FAIL_ON_CHOICES)
+    if allow_inconclusive and "inconclusive" in fail:
+        raise InvalidValue("--allow-inconclusive and --fail-on inconclusive contradict each other; choose one")
+    fail = tuple(dict.fromkeys(fail + (() if allow_inconclusive else ("inconclusive",))))
     if not 0.0 < alpha < 1.0:
         raise InvalidValue(f"--alpha must be between 0 and 1, got {alpha}")
-    settings = CompareSettings(thresholds=parse_thresholds(threshold), alpha=alpha, resamples=resamples,
+    settings = CompareSettings(thresholds=parse_thresholds(threshold), alpha=alpha,
+                               resolve=parse_fraction(resolve) if resolve else None,
                                allow_differences=tuple(split_list(allow_difference)), gate_compile=gate_compile)
     if env:
         if len(env) != 2 or head is not None:

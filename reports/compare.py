@@ -1,21 +1,26 @@
 """A/B comparison of two sets of cases: join, test, and a verdict per case and metric.
 
-A verdict needs two things: a *significant* difference (Mann-Whitney U, or the
-bootstrap for p99; p-values adjusted with Benjamini-Hochberg across every case
-x metric test of the comparison) and a change *larger than the threshold*,
-judged on the whole 95% bootstrap CI of the ratio, not just its middle:
+The process is the unit (``reports.stats_tests``): each side of a case contributes one value per
+process (its median step time, its p99, its compile time, its energy per sample), and a metric's
+test is a t-test on their logs. Thresholds are on the log ratio, so a 5% threshold means the same
+for higher- and lower-is-better metrics. Throughput and p50 step time are one test (the same
+per-process medians, one counted in the multiplicity correction); one-sided p-values are adjusted
+with Benjamini-Hochberg across the comparison's gated tests, the "worse" and "better" directions
+each on their own.
 
-* ``regressed`` / ``improved``: significant, and the whole CI lies beyond the
-  threshold on the bad / good side;
-* ``unchanged``: the whole CI lies within +-threshold (significant or not: a
-  1% change measured precisely is still unchanged at 5%);
-* ``inconclusive``: anything else (not significant with a CI reaching past the
-  threshold, or a CI straddling it): too noisy to tell.
+* ``regressed`` / ``improved``: the one-sided test in that direction is significant after the
+  correction AND the estimate is past the threshold on that side;
+* ``unchanged``: the whole CI lies within +-threshold;
+* ``inconclusive``: anything else: too noisy to tell. Every tested verdict states its minimum
+  detectable change (the smallest worse-side change it would catch with 95% power) and about how
+  many processes per side would resolve ``resolve`` (default twice the threshold).
 
-Single readings per process (peak memory, energy per sample, compile time)
-have no sampling distribution to test; their case values are compared with
-the threshold, and when the processes of one side disagree among themselves by
-more than the threshold the verdict is ``inconclusive``.
+A side with one process has no between-process spread; with one process on each side nothing
+can be judged, and the metric is ``inconclusive`` with that reason. The p99 and compile time
+(one reading per process) are gated only when both sides have ``MIN_TAIL_PROCESSES`` processes
+(and, for the p99, ``MIN_TAIL_STEPS`` steps in each), else reported but not gated.
+Peak memory readings are compared with the threshold only (allocator peaks barely vary), and
+``inconclusive`` when one side's processes disagree by more than the threshold.
 
 Case-level outcomes that come before any metric: ``new``, ``missing``,
 ``failed`` (failed or timed out on either side) and ``not-comparable`` (skipped
@@ -28,18 +33,25 @@ cases (a whole run file, or the cases of one environment label inside a run).
 
 from __future__ import annotations
 
-import zlib
+import math
+import statistics
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import TribenchError
 from reports.compare_metrics import METRICS, Metric, Thresholds, reading_value, step_samples
 
+if TYPE_CHECKING:
+    from reports.stats_tests import ProcessTest
+
 VERDICTS = ("regressed", "improved", "unchanged", "inconclusive", "not-comparable", "new", "missing", "failed")
 FAIL_ON_CHOICES = ("inconclusive", "failed", "missing", "not-comparable")
-CORRECTION = "benjamini-hochberg"
+DEFAULT_FAIL_ON = ("inconclusive",)  # a CI gate that cannot tell must not pass silently (--allow-inconclusive)
+CORRECTION = "benjamini-hochberg, one-sided, per direction"
+MIN_TAIL_PROCESSES = 5   # per side, before a p99 or a one-reading metric takes part in the verdict
+MIN_TAIL_STEPS = 100     # per process, before its p99 is more than its largest few steps
 IGNORED_SPEC_KEYS = ("env",)  # an environment label tells the sides apart; it is not a difference
 
 
@@ -136,14 +148,16 @@ def spec_differences(base_spec: dict[str, Any], head_spec: dict[str, Any]) -> li
 class CompareSettings:
     thresholds: Thresholds = field(default_factory=Thresholds)
     alpha: float = 0.05
-    resamples: int = 2000
     confidence: float = 0.95
     allow_differences: tuple[str, ...] = ()
     gate_compile: bool = False
-    seed: int = 0
+    resolve: float | None = None  # the change the process-count advice aims at (default: 2 x threshold)
 
     def gated(self, metric: Metric) -> bool:
         return metric.gated or (metric.name == "compile_time" and self.gate_compile)
+
+    def resolve_for(self, metric: str) -> float:
+        return self.resolve if self.resolve is not None else 2.0 * self.thresholds.of(metric)
 
 
 @dataclass
@@ -160,13 +174,23 @@ class MetricResult:
     ratio: float | None = None
     ci_low: float | None = None
     ci_high: float | None = None
-    p_value: float | None = None
+    p_value: float | None = None         # one-sided, "head is worse"
     p_adjusted: float | None = None
+    p_better: float | None = None        # one-sided, "head is better"
+    p_better_adjusted: float | None = None
     test: str | None = None
+    family: str | None = None            # metrics sharing one test share a family (throughput and p50)
     n_base: int | None = None
     n_head: int | None = None
+    spread: float | None = None          # stdev of the per-process logs (~ between-process CV)
+    min_detectable: float | None = None  # smallest worse-side change caught with 95% power (fraction)
+    resolve: float | None = None
+    processes_needed: int | None = None  # per side, to bring min_detectable down to ``resolve``
     verdict: str = "inconclusive"
     reason: str = ""
+    log_ratio_ci: tuple[float, float] | None = field(default=None, repr=False)
+    standard_error: float | None = field(default=None, repr=False)
+    dof: float | None = field(default=None, repr=False)
 
     @property
     def change(self) -> float | None:
@@ -196,8 +220,8 @@ class Comparison:
     def counts(self) -> dict[str, int]:
         return {verdict: sum(case.verdict == verdict for case in self.cases) for verdict in VERDICTS}
 
-    def exit_code(self, fail_on: tuple[str, ...] = ()) -> int:
-        """0 fine, 1 a regression (or a --fail-on category that maps to 1), 3 inconclusive with --fail-on."""
+    def exit_code(self, fail_on: tuple[str, ...] = DEFAULT_FAIL_ON) -> int:
+        """0 fine, 1 a regression (or a --fail-on category that maps to 1), 3 inconclusive (by default)."""
         counts = self.counts()
         counts["failed"] = sum(case.verdict == "failed" and case.head_status in ("failed", "timeout")
                                for case in self.cases)  # a case fixed in head does not fail the check
@@ -207,7 +231,7 @@ class Comparison:
             return 3
         return 0
 
-    def to_dict(self, fail_on: tuple[str, ...] = ()) -> dict[str, Any]:
+    def to_dict(self, fail_on: tuple[str, ...] = DEFAULT_FAIL_ON) -> dict[str, Any]:
         settings = self.settings
         return {
             "kind": "tribench-verdict",
@@ -217,7 +241,8 @@ class Comparison:
             "settings": {"threshold": settings.thresholds.default,
                          "thresholds": {name: settings.thresholds.of(name) for name in METRICS},
                          "alpha": settings.alpha, "correction": CORRECTION, "tests": self.tests,
-                         "confidence": settings.confidence, "bootstrap_resamples": settings.resamples,
+                         "confidence": settings.confidence, "unit": "process",
+                         "min_tail_processes": MIN_TAIL_PROCESSES,
                          "allow_differences": list(settings.allow_differences),
                          "gated_metrics": [m.name for m in METRICS.values() if settings.gated(m)],
                          "fail_on": list(fail_on)},
@@ -225,55 +250,97 @@ class Comparison:
             "exit_code": self.exit_code(fail_on),
             "warnings": self.warnings,
             "cases": [{**{k: v for k, v in asdict(case).items() if k != "metrics"},
-                       "metrics": [{**asdict(metric), "change": metric.change} for metric in case.metrics]}
+                       "metrics": [{**{k: v for k, v in asdict(metric).items() if k not in _INTERNAL},
+                                    "change": metric.change} for metric in case.metrics]}
                       for case in self.cases],
         }
 
 
+_INTERNAL = ("log_ratio_ci", "standard_error", "dof")
+
+
 # ---- estimating each metric ---------------------------------------------------------------------
 
-def _seed(settings: CompareSettings, key: str, statistic: str) -> int:
-    """A reproducible, per-test seed: the same inputs always give the same verdict."""
-    return (settings.seed * 1_000_003 + zlib.crc32(f"{key}|{statistic}".encode())) % 2**32
-
-
-def _timed_results(key: str, base: dict[str, Any], head: dict[str, Any],
-                   settings: CompareSettings) -> list[MetricResult]:
-    """Throughput, p50 and p99 from raw samples (per-process statistics when both sides have >= 2)."""
+def _p99(samples: list[float]) -> float:
     import numpy as np
 
-    from reports.stats_tests import ratio_tests, statistic
+    return float(np.percentile(samples, 99))
 
-    base_runs, head_runs = step_samples(base), step_samples(head)
-    per_process = len(base_runs) >= 2 and len(head_runs) >= 2
-    batch = float(base["spec"]["batch_size"])
-    options = {"resamples": settings.resamples, "confidence": settings.confidence}
-    if per_process:  # each process's statistic is one observation: between-process variance counts
-        tests = {which: ratio_tests([float(statistic(np.asarray(run), which)) for run in base_runs],
-                                    [float(statistic(np.asarray(run), which)) for run in head_runs],
-                                    ("median",), seed=_seed(settings, key, which), **options)["median"]
-                 for which in ("median", "p99")}
-    else:
-        tests = ratio_tests([s for run in base_runs for s in run], [s for run in head_runs for s in run],
-                            ("median", "p99"), seed=_seed(settings, key, "samples"), **options)
-    results = []
-    for metric in (m for m in METRICS.values() if m.kind == "timed"):
-        test = tests[metric.statistic]
-        if per_process:
-            basis = f"per-process {'medians' if metric.statistic == 'median' else 'p99s'}"
-        else:
-            basis = "step samples"
-        result = MetricResult(metric.name, metric.label, metric.direction, metric.unit, settings.gated(metric),
-                              settings.thresholds.of(metric.name), basis, p_value=test.p_value, test=test.test,
-                              n_base=test.n_base, n_head=test.n_head)
-        if metric.name == "throughput":  # batch / step time: the ratio and its CI invert
-            result.base, result.head = batch / test.base, batch / test.head
-            result.ratio, result.ci_low, result.ci_high = 1.0 / test.ratio, 1.0 / test.ci_high, 1.0 / test.ci_low
-        else:
-            result.base, result.head, result.ratio = test.base, test.head, test.ratio
-            result.ci_low, result.ci_high = test.ci_low, test.ci_high
-        results.append(result)
-    return results
+
+def per_process_values(case: dict[str, Any], metric: Metric) -> tuple[list[float], str | None]:
+    """A case's per-process values of a tested metric, or why a process has none to give."""
+    runs = step_samples(case)
+    if metric.name == "throughput":
+        return [float(case["spec"]["batch_size"]) / statistics.median(run) for run in runs], None
+    if metric.name == "latency_p50":
+        return [statistics.median(run) for run in runs], None
+    if metric.name == "latency_p99":
+        short = min((len(run) for run in runs), default=0)
+        note = None if short >= MIN_TAIL_STEPS else f"a process has {short} steps (< {MIN_TAIL_STEPS}): its p99 is " \
+                                                   "little more than its slowest step"
+        return [_p99(run) for run in runs], note
+    value = reading_value(case, metric.name)
+    return [v for v in value.per_process if v > 0], None
+
+
+def _tail_gate(metric: Metric, base_values: list[float], head_values: list[float], note: str | None,
+               settings: CompareSettings) -> tuple[bool, str]:
+    """Whether a p99 or one-reading metric may gate, and if not, why."""
+    if not settings.gated(metric):
+        return False, ""
+    if metric.name in ("throughput", "latency_p50", "energy_per_sample"):
+        return True, ""
+    fewest = min(len(base_values), len(head_values))
+    if fewest < MIN_TAIL_PROCESSES:
+        return False, f"not gated: {fewest} process(es) on a side (< {MIN_TAIL_PROCESSES}) cannot judge a " \
+                      f"{metric.label}"
+    if note:
+        return False, f"not gated: {note}"
+    return True, ""
+
+
+def _from_test(result: MetricResult, test: ProcessTest, base_values: list[float], head_values: list[float]) -> None:
+    """Fill a metric's estimate, CI and one-sided p-values from its process test."""
+    from reports.stats_tests import geometric_mean
+
+    higher_better = result.direction == "higher"
+    result.base, result.head = geometric_mean(base_values), geometric_mean(head_values)
+    result.ratio = test.ratio
+    result.ci_low, result.ci_high = math.exp(test.ci_low), math.exp(test.ci_high)
+    result.log_ratio_ci = (test.ci_low, test.ci_high)
+    result.p_value = test.p_decrease if higher_better else test.p_increase
+    result.p_better = test.p_increase if higher_better else test.p_decrease
+    result.test, result.n_base, result.n_head, result.spread = test.test, test.n_base, test.n_head, test.spread
+    result.standard_error, result.dof = test.standard_error, test.dof
+
+
+def _tested_result(key: str, metric: Metric, base: dict[str, Any], head: dict[str, Any],
+                   settings: CompareSettings) -> MetricResult | None:
+    """A metric judged on per-process values (None when neither side measured it)."""
+    from reports.stats_tests import process_test
+
+    (base_values, base_note), (head_values, head_note) = per_process_values(base, metric), \
+        per_process_values(head, metric)
+    if not base_values and not head_values:
+        return None
+    gated, why_not = _tail_gate(metric, base_values, head_values, base_note or head_note, settings)
+    family = "throughput" if metric.name in ("throughput", "latency_p50") else metric.name
+    result = MetricResult(metric.name, metric.label, metric.direction, metric.unit, gated,
+                          settings.thresholds.of(metric.name),
+                          f"per-process {metric.statistic if metric.kind == 'timed' else 'readings'}",
+                          family=family, n_base=len(base_values), n_head=len(head_values),
+                          resolve=settings.resolve_for(metric.name))
+    if not base_values or not head_values:
+        side = "base" if not base_values else "head"
+        result.verdict, result.reason = "not-comparable", f"not measured in {side}"
+        return result
+    if len(base_values) + len(head_values) < 3:
+        result.reason = ("one process per side: the between-process spread is unknown, so no change can be told "
+                         "from noise; run 3 or more processes per case (tribench run --processes 3)")
+        return result
+    _from_test(result, process_test(base_values, head_values, settings.confidence), base_values, head_values)
+    result.reason = why_not
+    return result
 
 
 def _reading_result(metric: Metric, base: dict[str, Any], head: dict[str, Any],
@@ -308,24 +375,60 @@ def _plain(fraction: float) -> str:
     return f"{fraction * 100:g}%"
 
 
-def classify_timed(result: MetricResult, alpha: float) -> tuple[str, str]:
-    """The verdict of a tested metric from its CI, adjusted p-value and threshold (see module doc)."""
-    t, low, high = result.threshold, result.ci_low, result.ci_high
-    significant = result.p_adjusted is not None and result.p_adjusted <= alpha
-    above, below = low - 1 > t, high - 1 < -t  # the whole CI past +t / past -t
-    worse, better = (above, below) if result.direction == "lower" else (below, above)
-    ci = f"95% CI [{_percent(low - 1)}, {_percent(high - 1)}]"
-    p = f"adjusted p={result.p_adjusted:.2g}"
-    if significant and worse:
-        return "regressed", f"{ci} entirely past the {_plain(t)} threshold on the worse side; {p}"
-    if significant and better:
-        return "improved", f"{ci} entirely past the {_plain(t)} threshold on the better side; {p}"
-    if low - 1 >= -t and high - 1 <= t:
-        note = "a significant but smaller change" if significant else "no significant change"
-        return "unchanged", f"{ci} within ±{_plain(t)}: {note}; {p}"
+def _margin(result: MetricResult) -> float:
+    """The threshold on the log scale: a change of +t and its mirror 1/(1+t) are equally large."""
+    return math.log1p(result.threshold)
+
+
+def detectability(result: MetricResult, alpha: float, tests: int) -> str:
+    """Set the metric's minimum detectable change and process advice; return the sentence that says them."""
+    from reports.stats_tests import min_detectable_log, processes_needed
+
+    margin = _margin(result)
+    result.min_detectable = math.expm1(min_detectable_log(result.standard_error, result.dof, margin, alpha, tests))
+    result.processes_needed = processes_needed(result.spread, margin, math.log1p(result.resolve), alpha, tests)
+    sides = (f"{result.n_base} processes per side" if result.n_base == result.n_head
+             else f"{result.n_base} base and {result.n_head} head processes")
+    sentence = (f"with {sides} and {_plain_pct(result.spread)} spread between processes, changes under "
+                f"{_plain_pct(result.min_detectable)} cannot be told from noise")
+    if result.processes_needed is not None:
+        return f"{sentence}; about {result.processes_needed} processes per side would resolve " \
+               f"{_plain_pct(result.resolve)}"
+    if result.resolve <= result.threshold:
+        return f"{sentence}; no process count resolves {_plain_pct(result.resolve)} at a " \
+               f"{_plain_pct(result.threshold)} threshold (lower --threshold)"
+    return sentence
+
+
+def _plain_pct(fraction: float) -> str:
+    return f"{fraction * 100:.1f}%" if fraction < 0.1 else f"{fraction * 100:.0f}%"
+
+
+def classify_tested(result: MetricResult, alpha: float) -> tuple[str, str]:
+    """The verdict of a tested metric from its CI, one-sided adjusted p-values and threshold (module doc)."""
+    margin = _margin(result)
+    worse_log = math.log(result.ratio) * (1.0 if result.direction == "lower" else -1.0)
+    low, high = result.log_ratio_ci
+    ci = _ci_text(result)
+    p = f"adjusted one-sided p={min(result.p_adjusted, result.p_better_adjusted):.2g}"
+    t = _plain(result.threshold)
+    if result.p_adjusted <= alpha and worse_log > margin:
+        return "regressed", f"{_percent(result.ratio - 1)} on the worse side, past the {t} threshold; " \
+                            f"{ci}; adjusted one-sided p={result.p_adjusted:.2g}"
+    if result.p_better_adjusted <= alpha and -worse_log > margin:
+        return "improved", f"{_percent(result.ratio - 1)} on the better side, past the {t} threshold; " \
+                           f"{ci}; adjusted one-sided p={result.p_better_adjusted:.2g}"
+    if -margin <= low and high <= margin:
+        return "unchanged", f"{ci} within ±{t}; {p}"
+    significant = min(result.p_adjusted, result.p_better_adjusted) <= alpha
     if significant:
-        return "inconclusive", f"significant ({p}) but the {ci} straddles the ±{_plain(t)} threshold"
-    return "inconclusive", f"not significant ({p}) and the {ci} reaches past ±{_plain(t)}: too noisy to tell"
+        return "inconclusive", f"significant ({p}) but {_percent(result.ratio - 1)} is within ±{t} while the {ci} " \
+                               f"reaches past it"
+    return "inconclusive", f"not significant ({p}) and the {ci} reaches past ±{t}: too noisy to tell"
+
+
+def _ci_text(result: MetricResult) -> str:
+    return f"CI [{_percent(result.ci_low - 1)}, {_percent(result.ci_high - 1)}]"
 
 
 def _spread(values: tuple[float, ...]) -> float:
@@ -407,10 +510,56 @@ def _precheck(key: str, base: dict[str, Any] | None, head: dict[str, Any] | None
     return result
 
 
-def compare_sides(base: Side, head: Side, settings: CompareSettings | None = None) -> Comparison:
-    """Judge every joined case and metric; p-values are adjusted together across the comparison."""
+THRESHOLD_ONLY = ("device_memory", "host_memory")
+
+
+def _metric_result(key: str, metric: Metric, base: dict[str, Any], head: dict[str, Any],
+                   settings: CompareSettings) -> MetricResult | None:
+    if metric.name in THRESHOLD_ONLY:
+        return _reading_result(metric, base, head, settings)
+    result = _tested_result(key, metric, base, head, settings)
+    if result is None and metric.kind == "reading":  # no per-process values (an older file): threshold only
+        result = _reading_result(metric, base, head, settings)
+        if result is not None and result.gated:
+            result.gated = False
+            result.reason += "; not gated: no per-process values to test"
+    return result
+
+
+def _adjust_and_classify(gated: list[MetricResult], informational: list[MetricResult], alpha: float) -> None:
+    """Adjust each family's one-sided p-values per direction (BH), then classify every tested metric.
+
+    The gated tests are the family a CI gate's false-alarm rate is about; metrics that only inform
+    (a p99 from too few processes, compile time without --gate-compile) are adjusted among themselves.
+    """
     from reports.stats_tests import adjust
 
+    for family in (gated, informational):
+        worse, better = adjust([m.p_value for m in family]), adjust([m.p_better for m in family])
+        for metric, p_worse, p_better in zip(family, worse, better, strict=True):
+            metric.p_adjusted, metric.p_better_adjusted = p_worse, p_better
+            verdict, reason = classify_tested(metric, alpha)
+            advice = detectability(metric, alpha, len(family))
+            metric.verdict = verdict
+            metric.reason = "; ".join(part for part in (reason, advice, metric.reason) if part)
+
+
+def _copy_shared_tests(cases: list[CaseResult], alpha: float, tests: int) -> None:
+    """p50 step time shares throughput's test (the same per-process medians): same p-values, its own units."""
+    for case in cases:
+        by_name = {metric.metric: metric for metric in case.metrics}
+        p50, throughput = by_name.get("latency_p50"), by_name.get("throughput")
+        if p50 is None or throughput is None or p50.log_ratio_ci is None or throughput.p_adjusted is None:
+            continue
+        p50.gated = throughput.gated
+        p50.p_adjusted, p50.p_better_adjusted = throughput.p_adjusted, throughput.p_better_adjusted
+        verdict, reason = classify_tested(p50, alpha)
+        p50.verdict = verdict
+        p50.reason = f"{reason}; {detectability(p50, alpha, tests)}; one test with throughput"
+
+
+def compare_sides(base: Side, head: Side, settings: CompareSettings | None = None) -> Comparison:
+    """Judge every joined case and metric; p-values are adjusted together across the comparison."""
     settings = settings or CompareSettings()
     pairs = join(base, head)
     if not any(b is not None and h is not None for _, b, h in pairs):
@@ -423,18 +572,17 @@ def compare_sides(base: Side, head: Side, settings: CompareSettings | None = Non
         if result is None:
             result = CaseResult(key, base_case["id"], "", base_status=base_case.get("status"),
                                 head_status=head_case.get("status"))
-            result.metrics = _timed_results(key, base_case, head_case, settings) + [
-                reading for metric in METRICS.values() if metric.kind == "reading"
-                if (reading := _reading_result(metric, base_case, head_case, settings)) is not None]
+            result.metrics = [metric_result for metric in METRICS.values()
+                              if (metric_result := _metric_result(key, metric, base_case, head_case, settings))]
         cases.append(result)
-    tested = [metric for case in cases for metric in case.metrics if metric.p_value is not None]
-    for metric, adjusted in zip(tested, adjust([metric.p_value for metric in tested]), strict=True):
-        metric.p_adjusted = adjusted
-        metric.verdict, metric.reason = classify_timed(metric, settings.alpha)
+    tested = [metric for case in cases for metric in case.metrics if metric.log_ratio_ci is not None]
+    gated = [metric for metric in tested if metric.gated and metric.metric != "latency_p50"]  # p50 = throughput's test
+    _adjust_and_classify(gated, [m for m in tested if not m.gated and m.metric != "latency_p50"], settings.alpha)
+    _copy_shared_tests(cases, settings.alpha, len(gated))
     for case in cases:
         if case.metrics:
             case.verdict, case.reason = case_verdict(case.metrics)
-    comparison = Comparison(base.describe(), head.describe(), settings, cases, tests=len(tested))
+    comparison = Comparison(base.describe(), head.describe(), settings, cases, tests=len(gated))
     comparison.warnings = _warnings(base, head, settings)
     return comparison
 

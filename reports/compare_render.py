@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from reports import units
-from reports.compare import CORRECTION, CaseResult, Comparison, MetricResult
+from reports.compare import DEFAULT_FAIL_ON, CaseResult, Comparison, MetricResult
 
 STYLE = {"regressed": "red", "improved": "green", "unchanged": "", "inconclusive": "yellow",
          "not-comparable": "magenta", "new": "cyan", "missing": "cyan", "failed": "red"}
@@ -48,10 +48,32 @@ def _p(metric: MetricResult) -> str:
     return "–" if metric.p_adjusted is None else f"{metric.p_adjusted:.2g}"
 
 
+def _processes(metric: MetricResult) -> str:
+    return "–" if metric.n_base is None else f"{metric.n_base} vs {metric.n_head}"
+
+
+def _detectable(metric: MetricResult) -> str:
+    """The minimum detectable change, and for an undecided metric how many processes would resolve it."""
+    if metric.min_detectable is None:
+        return "–"
+    text = f"{metric.min_detectable * 100:.1f}%"
+    if metric.verdict == "inconclusive" and metric.processes_needed is not None:
+        text += f" (~{metric.processes_needed}/side for {metric.resolve * 100:g}%)"
+    return text
+
+
 def metric_cells(metric: MetricResult) -> list[str]:
+    """label, base, head, change, CI, adjusted p, processes, minimum detectable change."""
     label = metric.label + ("" if metric.gated else " (not gated)")
     return [label, format_value(metric.base, metric.unit), format_value(metric.head, metric.unit), _change(metric),
-            _ci(metric), _p(metric), metric.basis]
+            _ci(metric), _p(metric), _processes(metric), _detectable(metric)]
+
+
+def _verdict_note(metric: MetricResult) -> str:
+    """Why a metric is not-comparable, or why an untestable one is inconclusive (e.g. one process per side)."""
+    if metric.verdict == "not-comparable" or (metric.verdict == "inconclusive" and metric.min_detectable is None):
+        return metric.reason
+    return ""
 
 
 def summary_line(comparison: Comparison) -> str:
@@ -62,9 +84,10 @@ def summary_line(comparison: Comparison) -> str:
 
 def settings_line(comparison: Comparison) -> str:
     settings = comparison.settings
-    return (f"threshold {settings.thresholds.describe()}; significance: adjusted p ≤ {settings.alpha:g} "
-            f"({CORRECTION} over {comparison.tests} tests); {settings.confidence:.0%} bootstrap CI of the "
-            f"ratio ({settings.resamples} resamples); change = head/base − 1")
+    return (f"threshold {settings.thresholds.describe()} on the log ratio; unit: the process (t-test on log "
+            f"per-process values); significance: one-sided adjusted p ≤ {settings.alpha:g} (Benjamini-Hochberg "
+            f"per direction over {comparison.tests} gated tests); {settings.confidence:.0%} t-interval of the "
+            f"ratio; change = head/base − 1; detectable = the smallest worse change caught with 95% power")
 
 
 def _side_text(side: dict[str, Any], quote=lambda text: str(text)) -> str:
@@ -78,7 +101,8 @@ def _side_text(side: dict[str, Any], quote=lambda text: str(text)) -> str:
 
 def table(comparison: Comparison) -> Table:
     result = Table(title=f"tribench compare: {summary_line(comparison)}", caption=escape(settings_line(comparison)))
-    for column in ("case", "metric", "base", "head", "change", "95% CI", "adj. p", "basis", "verdict"):
+    for column in ("case", "metric", "base", "head", "change", "95% CI", "adj. p", "processes", "detectable",
+                   "verdict"):
         result.add_column(column, overflow="fold")
     for case in comparison.cases:
         _add_case_rows(result, case)
@@ -89,13 +113,13 @@ def _add_case_rows(result: Table, case: CaseResult) -> None:
     style = STYLE.get(case.verdict, "")
     verdict = f"[{style}]{case.verdict}[/]" if style else case.verdict
     if not case.metrics:
-        result.add_row(escape(case.id), "–", "", "", "", "", "", "", f"{verdict}: {escape(case.reason)}")
+        result.add_row(escape(case.id), "–", "", "", "", "", "", "", "", f"{verdict}: {escape(case.reason)}")
         return
     for index, metric in enumerate(case.metrics):
         metric_style = STYLE.get(metric.verdict, "")
         shown = f"[{metric_style}]{metric.verdict}[/]" if metric_style else metric.verdict
-        if metric.verdict == "not-comparable":
-            shown += f": {escape(metric.reason)}"
+        if _verdict_note(metric):
+            shown += f": {escape(_verdict_note(metric))}"
         result.add_row(escape(case.id) if index == 0 else "", *(escape(cell) for cell in metric_cells(metric)), shown)
 
 
@@ -116,26 +140,27 @@ def md_escape(text: object) -> str:
 
 
 def _md_rows(cases: list[CaseResult]) -> list[str]:
-    rows = ["| case | metric | base | head | change | 95% CI | adj. p | verdict |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    rows = ["| case | metric | base | head | change | 95% CI | adj. p | processes | detectable | verdict |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for case in cases:
         if not case.metrics:
-            rows.append(f"| {md_escape(case.id)} | – | | | | | | {ICON[case.verdict]} {case.verdict}: "
+            rows.append(f"| {md_escape(case.id)} | – | | | | | | | | {ICON[case.verdict]} {case.verdict}: "
                         f"{md_escape(case.reason)} |")
             continue
         for index, metric in enumerate(case.metrics):
-            label, base, head, change, ci, p, _ = metric_cells(metric)  # tribench's own text: no escaping
+            cells = " | ".join(metric_cells(metric))  # tribench's own text: no escaping
             verdict = f"{ICON.get(metric.verdict, '')} {metric.verdict}"
-            if metric.verdict == "not-comparable":
-                verdict += f": {md_escape(metric.reason)}"
+            if _verdict_note(metric):
+                verdict += f": {md_escape(_verdict_note(metric))}"
             name = md_escape(case.id) if index == 0 else ""
-            rows.append(f"| {name} | {label} | {base} | {head} | {change} | {ci} | {p} | {verdict} |")
+            rows.append(f"| {name} | {cells} | {verdict} |")
     return rows
 
 
 def markdown(comparison: Comparison) -> str:
     counts = comparison.counts()
-    headline = "🔴 regression" if counts["regressed"] else "✅ no regression"
+    headline = ("🔴 regression" if counts["regressed"] else "🟡 inconclusive" if counts["inconclusive"]
+                else "✅ no regression")
     lines = [f"### tribench compare: {headline} — {summary_line(comparison)}", "",
              f"**base** {_side_text(comparison.base, md_escape)}  ",
              f"**head** {_side_text(comparison.head, md_escape)}  ",
@@ -151,5 +176,5 @@ def markdown(comparison: Comparison) -> str:
     return "\n".join(lines)
 
 
-def as_json(comparison: Comparison, fail_on: tuple[str, ...] = ()) -> str:
+def as_json(comparison: Comparison, fail_on: tuple[str, ...] = DEFAULT_FAIL_ON) -> str:
     return json.dumps(comparison.to_dict(fail_on), indent=1)

@@ -119,7 +119,9 @@ def write(path: Path, data: dict[str, Any]) -> Path:
     return path
 
 
-def simple_case(rng: np.random.Generator, median: float, n: int = 60, repeats: int = 1, sigma: float = 0.03,
-                **spec_fields: Any) -> dict[str, Any]:
-    """A case with ``repeats`` processes of ``n`` log-normal step times around ``median``."""
-    return case([repeat(lognormal(rng, n, median, sigma), index=i) for i in range(repeats)], **spec_fields)
+def simple_case(rng: np.random.Generator, median: float, n: int = 60, repeats: int = 4, sigma: float = 0.03,
+                between: float = 0.0, **spec_fields: Any) -> dict[str, Any]:
+    """A case with ``repeats`` processes of ``n`` log-normal step times around ``median``, each process's
+    median moved by its own log-normal factor of spread ``between``."""
+    medians = median * np.exp(rng.normal(0.0, between, repeats)) if between else [median] * repeats
+    return case([repeat(lognormal(rng, n, m, sigma), index=i) for i, m in enumerate(medians)], **spec_fields)

@@ -95,8 +95,12 @@ def test_regressed_metrics_carry_ratio_ci_and_adjusted_p():
     assert p50.ratio == pytest.approx(p50.head / p50.base)
     assert p50.ci_low - 1 > 0.05 and p50.ci_high - 1 > 0.05 and p50.ci_low < p50.ratio < p50.ci_high
     assert throughput.ci_high - 1 < -0.04
-    assert p50.p_adjusted >= p50.p_value and p50.test == "mann-whitney-u"
-    assert comparison.tests == 4 * 3  # four cases reached the tests (three timed metrics each)
+    assert p50.p_adjusted >= p50.p_value and p50.test == "welch-t on log per-process values"
+    assert (p50.p_adjusted, p50.n_base, p50.n_head) == (throughput.p_adjusted, 4, 4)  # one test, two views
+    assert comparison.tests == 4  # four cases reached the tests: one gated test each (p99 of 60 steps informs only)
+    p99 = regressed.metrics[2]
+    assert (p99.metric, p99.gated) == ("latency_p99", False) and "not gated: 4 process(es) on a side" in p99.reason
+    assert 0.05 < throughput.min_detectable < 0.1 and "cannot be told from noise" in throughput.reason
     inconclusive = comparison.cases[3]
     assert any("not significant" in metric.reason for metric in inconclusive.metrics)
 
@@ -196,16 +200,33 @@ def test_energy_per_sample_is_compared_when_measured_on_both_sides_and_never_fro
     assert reading_value(case(no_rapl), "energy_per_sample").reason == "no powercap interface"
 
 
-def test_compile_time_is_reported_but_not_gated_unless_asked():
+def test_compile_time_is_reported_but_gated_only_when_asked_and_enough_processes_judge_it():
     rng = np.random.default_rng(8)
-    base = [rb.case([rb.repeat(rb.lognormal(rng, 60, 0.02), compile_time=1.0)])]
-    head = [rb.case([rb.repeat(rb.lognormal(rng, 60, 0.02), compile_time=2.0)])]
+
+    def processes(count, compile_time):
+        return [rb.case([rb.repeat(rb.lognormal(rng, 60, 0.02), index=i, compile_time=compile_time * (1 + i / 100))
+                         for i in range(count)])]
+
+    base, head = processes(5, 1.0), processes(5, 2.0)
     comparison = _compare(base, head)
     compile_time = next(m for m in comparison.cases[0].metrics if m.metric == "compile_time")
-    assert (compile_time.verdict, compile_time.gated) == ("regressed", False)
+    assert (compile_time.verdict, compile_time.gated, compile_time.n_base) == ("regressed", False, 5)
     assert comparison.cases[0].verdict == "unchanged" and comparison.exit_code() == 0
     gated = _compare(base, head, CompareSettings(gate_compile=True))
     assert gated.cases[0].verdict == "regressed" and gated.exit_code() == 1
+    few = next(m for m in _compare(processes(3, 1.0), processes(3, 2.0), CompareSettings(gate_compile=True))
+               .cases[0].metrics if m.metric == "compile_time")
+    assert few.gated is False and "not gated: 3 process(es) on a side (< 5) cannot judge a compile time" in few.reason
+
+
+def test_one_process_per_side_is_inconclusive_and_says_why():
+    rng = np.random.default_rng(14)
+    comparison = _compare([rb.simple_case(rng, 0.02, repeats=1)], [rb.simple_case(rng, 0.03, repeats=1)])
+    throughput = comparison.cases[0].metrics[0]
+    assert (throughput.verdict, throughput.p_value, throughput.min_detectable) == ("inconclusive", None, None)
+    assert throughput.reason.startswith("one process per side: the between-process spread is unknown")
+    assert comparison.cases[0].verdict == "inconclusive" and comparison.exit_code() == 3
+    assert comparison.exit_code(fail_on=()) == 0  # --allow-inconclusive
 
 
 def test_per_metric_thresholds():
@@ -285,7 +306,7 @@ def test_cli_regression_exits_1_writes_json_and_appends_markdown_to_the_step_sum
     assert written.startswith("earlier step\n### tribench compare: 🔴 regression")
     verdict = json.loads((tmp_path / "verdict.json").read_text())
     assert verdict["kind"] == "tribench-verdict" and verdict["exit_code"] == 1
-    assert verdict["summary"]["regressed"] == 1 and verdict["settings"]["correction"] == "benjamini-hochberg"
+    assert verdict["summary"]["regressed"] == 1 and verdict["settings"]["unit"] == "process"
     assert {case["verdict"] for case in verdict["cases"]} == {"regressed", "improved", "unchanged", "inconclusive",
                                                              "not-comparable", "new", "missing", "failed"}
     p50 = verdict["cases"][0]["metrics"][1]
@@ -299,19 +320,22 @@ def test_cli_exit_codes_for_a_a_and_inconclusive(tmp_path):
     noisy = [rb.write(tmp_path / f"noisy-{name}.json",
                       rb.run([rb.simple_case(rng, 0.02, n=8, sigma=0.4)], name)) for name in "ab"]
     runner = CliRunner()
-    plain = runner.invoke(app, ["compare", *map(str, noisy), "--format", "json"])
-    assert plain.exit_code == 0 and json.loads(plain.output)["summary"]["inconclusive"] == 1
-    strict = runner.invoke(app, ["compare", *map(str, noisy), "--fail-on", "inconclusive"])
-    assert strict.exit_code == 3, strict.output
-    assert "inconclusive" in strict.output
+    strict = runner.invoke(app, ["compare", *map(str, noisy), "--format", "json"])
+    assert strict.exit_code == 3 and json.loads(strict.output)["summary"]["inconclusive"] == 1
+    relaxed = runner.invoke(app, ["compare", *map(str, noisy), "--allow-inconclusive"])
+    assert relaxed.exit_code == 0, relaxed.output
+    assert "inconclusive" in relaxed.output
+    both = tribench("compare", *map(str, noisy), "--allow-inconclusive", "--fail-on", "inconclusive")
+    assert both.returncode == 2 and "contradict each other" in both.stderr
 
 
 def test_cli_fail_on_failed(category_files):
     base, head = category_files
     result = CliRunner().invoke(app, ["compare", str(base), str(head), "--fail-on", "failed",
-                                      "--threshold", "50%"])
+                                      "--threshold", "50%", "--allow-inconclusive"])
     assert result.exit_code == 1  # no regression at 50%, but a case failed in head
-    fixed = CliRunner().invoke(app, ["compare", str(head), str(base), "--fail-on", "failed", "--threshold", "50%"])
+    fixed = CliRunner().invoke(app, ["compare", str(head), str(base), "--fail-on", "failed", "--threshold", "50%",
+                                     "--allow-inconclusive"])
     assert fixed.exit_code == 0  # the same case failing only in base (fixed in head) fails nothing
 
 

@@ -1,6 +1,7 @@
 """The run file: atomic rewrites, derived metrics, strict loading, and the DataFrame loader."""
 
 import json
+import math
 
 import pytest
 
@@ -30,7 +31,8 @@ def test_metrics_are_derived_exactly_from_the_samples(tmp_path):
     run = new_run(tmp_path)
     case = run.record(SPEC, process([0.25, 0.5, 0.5, 1.0, 0.5]))
     metrics = case["metrics"]
-    assert metrics["throughput"] == {"value": 16.0, "unit": "samples/s", "source": "batch_size / median step time"}
+    assert metrics["throughput"] == {"value": 16.0, "unit": "samples/s",
+                                     "source": "batch_size / median step time (geometric mean of per-process medians)"}
     assert metrics["token_throughput"]["value"] == 8 * 32 / 0.5
     assert metrics["token_throughput"]["unit"] == "tokens/s"
     assert metrics["step_time"]["p50"] == 0.5
@@ -40,13 +42,20 @@ def test_metrics_are_derived_exactly_from_the_samples(tmp_path):
     assert case["workload"]["expected_params"] == 229_096
 
 
-def test_repeats_pool_samples_and_the_worst_status_wins(tmp_path):
+def test_processes_are_the_unit_of_the_estimate_and_the_worst_status_wins(tmp_path):
     run = new_run(tmp_path)
-    run.record(SPEC, process([1.0, 1.0, 1.0]))
+    case = run.record(SPEC, process([1.0, 1.0, 1.0]))
+    assert case["metrics"]["step_time"]["ci_basis"] == "within-process"  # one process: its own CI, labelled
     case = run.record(SPEC, process([3.0, 3.0, 3.0], compile_time=4.0))
     assert case["status"] == "ok"
-    assert case["metrics"]["step_time"]["per_repeat_median"] == [1.0, 3.0]
-    assert case["metrics"]["step_time"]["n"] == 6
+    step = case["metrics"]["step_time"]
+    assert step["per_repeat_median"] == [1.0, 3.0]
+    assert step["median"] == pytest.approx(3.0 ** 0.5)  # geometric mean of the two processes' medians
+    assert case["metrics"]["throughput"]["value"] == pytest.approx(8 / 3.0 ** 0.5)
+    assert (step["ci_basis"], step["processes"], step["n"]) == ("across-processes", 2, 6)
+    half = 12.706204736174698 * math.log(3.0) / math.sqrt(2) / math.sqrt(2)  # t(0.975, 1) * s / sqrt(n)
+    assert (step["ci_low"], step["ci_high"]) == (pytest.approx(3.0 ** 0.5 * math.exp(-half)),
+                                                 pytest.approx(3.0 ** 0.5 * math.exp(half)))
     assert case["metrics"]["compile_time"]["value"] == 3.0
     case = run.record(SPEC, {"status": "timeout", "error": "timed out after 5 s", "wall_s": 5.0,
                              "exit_code": -9, "stderr_tail": ""})
