@@ -78,6 +78,8 @@ def case_metrics(spec: CaseSpec, repeats: list[dict[str, Any]],
             "per_repeat_median": [statistics.median(r["timing"]["samples_s"]) for r in ok],
             "stop_reasons": [r["timing"]["stop_reason"] for r in ok],
             "warmup_steady": [r["timing"]["warmup_steady"] for r in ok],
+            "disturbed": [r["disturbance"]["disturbed"] if "disturbance" in r else None for r in ok],
+            "disturbance_reasons": [r["disturbance"]["reasons"] if "disturbance" in r else None for r in ok],
         },
         "compile_time": {
             "value": statistics.median(r["timing"]["compile_time_s"] for r in ok),
