@@ -126,6 +126,8 @@ def case_metrics(spec: CaseSpec, repeats: list[dict[str, Any]],
             "stop_reasons": [r["timing"]["stop_reason"] for r in ok],
             "warmup_steady": [r["timing"]["warmup_steady"] for r in ok],
             "used": [not is_disturbed(r) or len(used) == len(ok) for r in ok],
+            "disturbed": [r["disturbance"]["disturbed"] if "disturbance" in r else None for r in ok],
+            "disturbance_reasons": [r["disturbance"]["reasons"] if "disturbance" in r else None for r in ok],
         },
         "compile_time": {
             "value": statistics.median(r["timing"]["compile_time_s"] for r in ok),

@@ -50,6 +50,31 @@ class MeasurementWindow(Protocol):
     def close(self, session) -> None: ...
 
 
+class NestedWindows:
+    """Several windows around the same measured steps, as one: opened in the order given and closed
+    in reverse, so the last is the innermost, closest to the steps (a window whose ``close`` runs
+    extra untimed steps goes first, so those steps fall outside the later ones). Every opened window
+    is closed even when an inner one's ``close`` raises; the first error is raised after. A window
+    other than the first must not raise in ``open``: the outer ones, already open, could not be closed."""
+
+    def __init__(self, *windows: MeasurementWindow | None) -> None:
+        self._windows = [window for window in windows if window is not None]
+
+    def open(self) -> None:
+        for window in self._windows:
+            window.open()
+
+    def close(self, session) -> None:
+        first_error: BaseException | None = None
+        for window in reversed(self._windows):
+            try:
+                window.close(session)
+            except BaseException as error:  # the outer windows still close; the error is not lost
+                first_error = first_error or error
+        if first_error is not None:
+            raise first_error
+
+
 @dataclass(frozen=True)
 class TimingConfig:
     min_steps: int = 10

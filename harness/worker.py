@@ -20,7 +20,9 @@ from collections.abc import Callable
 from typing import Any
 
 from harness import profiling
+from harness.level_shift import LevelShiftRule, find_level_shift
 from harness.probes import memory as host_memory
+from harness.probes.disturbance import DisturbanceWindow, disturbance_record
 from harness.probes.energy import EnergySettings
 from harness.probes.sources import probes_for
 from harness.probes.timed_window import measure_in_window
@@ -37,11 +39,13 @@ def _write_json(path: str, data: dict[str, Any]) -> None:
 
 def run_case(spec: CaseSpec, config: TimingConfig, energy: EnergySettings = EnergySettings(),
              profile: profiling.ProfileRequest | None = None,
-             checkpoint: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+             checkpoint: Callable[[dict[str, Any]], None] | None = None,
+             disturbance: DisturbanceWindow | None = None) -> dict[str, Any]:
     """Build the case's session and time it; return the process result (status ok).
 
     The energy window opens after warm-up and closes after the last measured step
     (``harness.probes.timed_window``); a probe that fails makes energy unavailable, not the case.
+    The disturbance window (``disturbance``; tests pass one reading a fake /proc) nests inside it.
     """
     import backends  # the registry; the framework itself is imported by backends.get
 
@@ -56,9 +60,11 @@ def run_case(spec: CaseSpec, config: TimingConfig, energy: EnergySettings = Ener
     setup_time = time.perf_counter() - setup_start
     reset_error = host_memory.reset_window_peak()
     probes = probes_for(spec.device, energy) if energy.enabled else []
+    disturbance = disturbance or DisturbanceWindow()
     scope = getattr(session, "distributed_scope", None)  # data-parallel: barrier, then uneven-step join
     with scope() if spec.total_devices > 1 and scope else contextlib.nullcontext():
-        timing, energy_record = measure_in_window(session, config, probes, energy, spec.device, spec.batch_size)
+        timing, energy_record = measure_in_window(session, config, probes, energy, spec.device, spec.batch_size,
+                                                  inner=disturbance)
     readings = list(session.memory()) + [
         host_memory.process_peak_rss(),
         host_memory.window_peak_rss(reset_error),
@@ -71,6 +77,7 @@ def run_case(spec: CaseSpec, config: TimingConfig, energy: EnergySettings = Ener
         "param_count": session.param_count(),
         "memory": [reading.to_dict() for reading in readings],
         "energy": energy_record,
+        "disturbance": disturbance_evidence(disturbance, timing.samples_s),
     }
     if spec.total_devices > 1:
         result.update(replica_facts(session, spec))
@@ -80,6 +87,12 @@ def run_case(spec: CaseSpec, config: TimingConfig, energy: EnergySettings = Ener
                 profile.steps, "the worker process died while profiling; see the case's stderr tail")})
         result["profile"] = profiling.capture(session, profile)  # a failure is recorded, never raised
     return result
+
+
+def disturbance_evidence(window: DisturbanceWindow, samples_s: list[float],
+                         rule: LevelShiftRule = LevelShiftRule()) -> dict[str, Any]:
+    """The process's ``disturbance`` record: the window's readings, a level shift in its own steps, the verdict."""
+    return disturbance_record(window, find_level_shift(samples_s, rule), rule.to_dict())
 
 
 def replica_facts(session: Any, spec: CaseSpec) -> dict[str, Any]:

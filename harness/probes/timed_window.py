@@ -7,6 +7,8 @@ updated every 100 ms cannot measure 50 ms), more steps run inside the window —
 counted for energy, never added to the timing samples — up to
 ``max_extension_s``; a window still too short is flagged on its readings, never
 reported as 0. Opening, closing and extending happen between steps, never inside one.
+A second window (the disturbance window, ``harness.probes.disturbance``) nests inside the
+energy window (``timing.NestedWindows``): it closes before the extension steps run.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from harness.probes.energy import (
     disabled_record,
     window_record,
 )
-from harness.timing import TimingConfig, TimingResult, measure
+from harness.timing import MeasurementWindow, NestedWindows, TimingConfig, TimingResult, measure
 
 
 def extend(session: Any, window: EnergyWindow, needed_s: float, max_extension_s: float, clock: Clock) -> int:
@@ -61,12 +63,17 @@ class ProbeWindow:
 
 def measure_in_window(session: Any, config: TimingConfig, probes: list[EnergyProbe], settings: EnergySettings,
                       device: str, batch_size: int,
-                      clock: Clock = time.perf_counter) -> tuple[TimingResult, dict[str, Any]]:
-    """Time ``session`` with ``timing.measure``; return the timing and the worker's ``energy`` record."""
+                      clock: Clock = time.perf_counter,
+                      inner: MeasurementWindow | None = None) -> tuple[TimingResult, dict[str, Any]]:
+    """Time ``session`` with ``timing.measure``; return the timing and the worker's ``energy`` record.
+
+    ``inner`` (the disturbance window), if given, opens after the energy window and closes before it,
+    so it spans the measured steps only, never the energy window's extension steps.
+    """
     if not settings.enabled:
-        return measure(session, config, clock), disabled_record(device)
+        return measure(session, config, clock, inner), disabled_record(device)
     window = ProbeWindow(probes, settings, clock)
-    timing = measure(session, config, clock, window)
+    timing = measure(session, config, clock, NestedWindows(window, inner))
     timed = len(timing.samples_s)
     facts = {"wall_s": window.elapsed_s, "timed_steps": timed, "extra_steps": window.extra_steps,
              "steps": timed + window.extra_steps, "min_window_s": window.needed_s, "extended": window.extra_steps > 0}
