@@ -58,11 +58,21 @@ def run(
     precision: str | None = typer.Option(None, help="Precisions: fp32,bf16,fp16."),
     compile: str | None = typer.Option(None, help="Compile modes: eager,compiled."),
     device: str | None = typer.Option(None, help="Devices: cpu,gpu,tpu,mps,auto (auto = best available)."),
-    repeats: int = typer.Option(1, min=1, help="Fresh processes per case (between-process variance)."),
+    repeats: int = typer.Option(1, "--processes", "--repeats", min=1,
+                                help="Fresh processes every case gets (the unit of every CI; 3 or more let "
+                                     "compare judge a change)."),
+    max_processes: int = typer.Option(0, "--max-processes", min=0,
+                                      help="Adaptive: add processes to a case until its across-process CI is "
+                                           "within --target-ci, up to this many (0: exactly --processes)."),
+    case_budget: float = typer.Option(300.0, "--case-budget", metavar="SECONDS",
+                                      help="Adaptive: process wall seconds one case may spend."),
     min_time: float = typer.Option(1.0, help="Minimum measured seconds per process."),
     max_time: float = typer.Option(10.0, help="Measurement budget in seconds per process."),
     min_steps: int = typer.Option(10, help="Minimum measured steps per process."),
-    target_ci: float = typer.Option(0.02, help="Stop once the 95% CI of the median is within this fraction."),
+    target_ci: float = typer.Option(0.02, help="Adaptive (--max-processes): stop adding processes once the 95% CI "
+                                               "across processes is within this fraction."),
+    step_target_ci: float = typer.Option(0.02, help="A process stops measuring once the CI of its own median "
+                                                    "is within this fraction."),
     timeout: float = typer.Option(600.0, help="Seconds before a worker process is killed (status timeout)."),
     output: Path | None = typer.Option(None, help="Run file to write (default results/run-<id>.json)."),
     tag: list[str] = typer.Option([], help="KEY=VALUE label stored in the run file; repeatable."),
@@ -123,10 +133,15 @@ def run(
         specs = with_device_counts(specs, devices, scaling, cluster.nodes if cluster else 1)
     run_id = new_run_id()
     path = output or default_output(Path("results"), run_id)
+    if not 0.0 < target_ci < 1.0:
+        raise InvalidValue(f"--target-ci must be between 0 and 1 (e.g. 0.02 for ±2%), got {target_ci}")
+    if max_processes and max_processes < repeats:
+        raise InvalidValue(f"--max-processes {max_processes} is below --processes {repeats}; raise it or drop it")
     options = _run_options(path, pythons, repeats=repeats, timeout_s=timeout, min_steps=min_steps,
-                           min_time=min_time, max_time=max_time, target_ci=target_ci, energy=energy,
+                           min_time=min_time, max_time=max_time, target_ci=step_target_ci, energy=energy,
                            idle_baseline=idle_baseline, profile_steps=profile_steps if profile else None)
-    options = replace(options, scaling=scaling, cluster=cluster)
+    options = replace(options, scaling=scaling, cluster=cluster, max_processes=max_processes,
+                      process_target_ci=target_ci, case_budget_s=case_budget)
     if steps is not None:
         warmup = 10 if warmup_steps is None else warmup_steps
         options = replace(options, timing=options.timing.with_fixed_steps(steps, warmup))
@@ -149,9 +164,12 @@ def run(
             def on_result(spec, repeat, result):
                 progress.advance(task)
                 done = int(progress.tasks[0].completed)
+                if done >= progress.tasks[0].total and max_processes > repeats:  # the adaptive rule added one
+                    progress.update(task, total=done + 1)
                 progress.update(task, description=_next_label(planned, done, repeats))
                 err.print(f"{_status_mark(result['status'])} {escape(spec.id)}"
-                          + (f" (repeat {repeat + 1}/{repeats})" if repeats > 1 else ""))
+                          + (f" (process {repeat + 1})" if repeats > 1 or max_processes else "")
+                          + _disturbed_note(result))
 
             run_cases(run_file, planned, options, on_result)
     except KeyboardInterrupt:
@@ -197,6 +215,11 @@ def _run_options(path: Path, pythons: dict[str, str], *, repeats: int, timeout_s
     if profile_steps:  # traces go next to the run file: <run file stem>-traces/<case slug>/
         options = replace(options, profile=ProfileOptions(path, profile_steps))
     return options
+
+
+def _disturbed_note(result: dict) -> str:
+    reasons = (result.get("disturbance") or {}).get("reasons") or []
+    return f" [yellow]disturbed[/]: {escape('; '.join(reasons))}" if reasons else ""
 
 
 def _status_mark(status: str) -> str:

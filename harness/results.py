@@ -108,8 +108,8 @@ class RunFile:
         self.save()
         return case
 
-    def status_of(self, spec: CaseSpec) -> str | None:
-        return next((case["status"] for case in self.data["cases"] if case["id"] == spec.id), None)
+    def case_of(self, spec: CaseSpec) -> dict[str, Any]:
+        return next(case for case in self.data["cases"] if case["id"] == spec.id)
 
     def finish(self, state: str) -> None:
         self.data["state"] = state

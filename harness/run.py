@@ -45,6 +45,11 @@ def start_run(output: Path, specs: list[CaseSpec], options: RunOptions, tags: di
     used = sorted({case.spec.backend for case in planned})
     frameworks = {name: availability.query(name, options.python).to_dict() for name in used}
     settings = {"timing": options.timing.to_dict(), "repeats": options.repeats, "timeout_s": options.timeout_s,
+                "processes": {"min": options.repeats, "max": options.process_cap,
+                              "target_ci": options.process_target_ci if options.max_processes else None,
+                              "case_budget_s": options.case_budget_s if options.max_processes else None,
+                              "shared_between_processes": "nothing: each process is a fresh interpreter that "
+                                                          "imports its framework and builds its model afresh"},
                 "energy": {k: v for k, v in options.energy.to_dict().items() if k != "baselines"}}
     if options.cluster:  # a multi-host run: this file holds this host's ranks (tribench merge joins them)
         settings["cluster"] = options.cluster.to_dict()

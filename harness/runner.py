@@ -5,9 +5,18 @@ its own (so a timeout kills it and anything it started), with stdout and
 stderr captured. The parent blocks in ``communicate(timeout=...)`` — a select
 on the pipes, not a polling loop. A worker that raises, segfaults, is killed
 or outlives the timeout becomes a ``failed``/``timeout`` result carrying the
-tail of its stderr; the suite goes on. Repeats are interleaved (every case's
+tail of its stderr; the suite goes on. Processes are run in rounds (every case's
 first process, then every case's second, ...) so slow drifts of the machine
 spread over all cases rather than landing on one.
+
+The process is the unit of uncertainty (``harness.process_stats``), so the stopping rule works at
+the process level: every case gets ``repeats`` processes; with ``max_processes`` above that, a case
+keeps getting one more process per round until the CI across its processes is within
+``process_target_ci``, it has ``max_processes`` usable processes, or its ``case_budget_s`` of
+process wall time is spent. A process flagged as disturbed (``harness.probes.disturbance``) does
+not count as usable: the case gets a fresh one instead, in either mode (at most twice the process
+cap in launches, within the case budget; multi-host runs launch counted processes only).
+Nothing is shared between measured processes: each imports its framework afresh.
 """
 
 from __future__ import annotations
@@ -43,7 +52,10 @@ STDERR_TAIL_CHARS = 4000
 @dataclass(frozen=True)
 class RunOptions:
     timing: TimingConfig = field(default_factory=TimingConfig)
-    repeats: int = 1
+    repeats: int = 1  # processes every case gets (--processes)
+    max_processes: int = 0  # adaptive: up to this many usable processes per case (0: exactly ``repeats``)
+    process_target_ci: float = 0.02  # adaptive: stop once the across-process CI is within this fraction
+    case_budget_s: float = 300.0  # adaptive: process wall seconds a case may spend
     timeout_s: float = 600.0
     python: str = sys.executable
     pythons: dict[str, str] = field(default_factory=dict)  # same-job A/B: env label -> interpreter
@@ -53,6 +65,10 @@ class RunOptions:
     scaling: bool = False  # --scaling: the run has 1, 2, 4, ... devices of each data-parallel point
     cluster: Cluster | None = None  # --nodes M > 1: this host's place in a multi-host run
     launch_index: int = 0  # which case process of the run this is (a multi-host case's rendezvous port)
+
+    @property
+    def process_cap(self) -> int:
+        return max(self.repeats, self.max_processes)
 
     def python_for(self, env: str) -> str:
         """The interpreter a case labelled ``env`` runs under (the default one when unlabelled)."""
@@ -152,25 +168,50 @@ Progress = Callable[[CaseSpec, int, dict[str, Any]], None]
 
 def execute(planned: list[PlannedCase], run_file: RunFile, options: RunOptions,
             on_result: Progress | None = None, launch: Callable[..., dict[str, Any]] = run_process) -> None:
-    """Run every planned case ``options.repeats`` times, saving the run file after each process."""
+    """Run every planned case in rounds of fresh processes until each is done (module docstring),
+    saving the run file after each process."""
     for case in planned:
         if case.skip_reason:
             _record(run_file, case.spec, 0, skipped_result(case.skip_reason), on_result)
     specs = [case.spec for case in planned]
-    runnable = {case.spec.id for case in planned if not case.skip_reason}
+    open_ids = {case.spec.id for case in planned if not case.skip_reason}
     place = {spec.id: index for index, spec in enumerate(specs)}
+    spent: dict[str, float] = dict.fromkeys(open_ids, 0.0)
     rng = random.Random(options.order_seed)
-    for repeat in range(options.repeats):
+    round_index = 0
+    while open_ids:
         # the order and launch numbers come from the whole plan, skipped cases included, so that every
         # host of a multi-host run gives a case the same number (its rendezvous port, harness.cluster)
         for spec in interleaved(specs, rng):
-            if spec.id not in runnable:
+            if spec.id not in open_ids:
                 continue
-            settings = replace(options, launch_index=repeat * len(specs) + place[spec.id])
-            result = launch(spec, settings if repeat == 0 else replace(settings, profile=None))  # profile once
-            _record(run_file, spec, repeat, result, on_result)
-        # a case its backend refused once is refused every time: do not start it again
-        runnable = {spec.id for spec in specs if spec.id in runnable and run_file.status_of(spec) != "skipped"}
+            settings = replace(options, launch_index=round_index * len(specs) + place[spec.id])
+            result = launch(spec, settings if round_index == 0 else replace(settings, profile=None))  # profile once
+            spent[spec.id] += float(result.get("wall_s") or 0.0)
+            _record(run_file, spec, round_index, result, on_result)
+        round_index += 1
+        open_ids = {spec.id for spec in specs if spec.id in open_ids
+                    and needs_another(run_file.case_of(spec), round_index, spent[spec.id], options)}
+
+
+def needs_another(case: dict[str, Any], launched: int, spent_s: float, options: RunOptions) -> bool:
+    """Whether a case gets one more process after ``launched`` of them (see the module docstring)."""
+    if case["status"] == "skipped":  # a case its backend refused once is refused every time
+        return False
+    if launched < options.repeats:
+        return True
+    if options.cluster is not None or case["status"] != "ok":
+        return False  # multi-host hosts must launch alike; a failing case gets no more tries
+    if launched >= 2 * options.process_cap or spent_s >= options.case_budget_s:
+        return False
+    step = case["metrics"]["step_time"]
+    usable = step["processes"] - step["quality"]["disturbed_used"]
+    if usable < options.repeats:
+        return True  # replace a disturbed process rather than average it in
+    if options.max_processes <= options.repeats:
+        return False  # counted processes: no adaptive rule
+    width = step.get("ci_rel_halfwidth")
+    return usable < options.max_processes and (width is None or width > options.process_target_ci)
 
 
 def interleaved(specs: list[CaseSpec], rng: random.Random) -> list[CaseSpec]:
