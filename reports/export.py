@@ -21,6 +21,7 @@ from typing import Any
 from harness.errors import InvalidChoice
 from harness.stats import percentile, summarize
 from reports.compare_metrics import reading_value, step_samples
+from reports.report_format import ci_basis_text, quality_text
 
 FORMATS = ("pytest-benchmark", "github-action-benchmark", "csv")
 TOOLS = ("customBiggerIsBetter", "customSmallerIsBetter")
@@ -100,7 +101,10 @@ def to_pytest_benchmark(run: dict[str, Any]) -> dict[str, Any]:
 def _extra(case: dict[str, Any], run: dict[str, Any]) -> str:
     step = case["metrics"]["step_time"]
     noise = step.get("noise")
+    flags = quality_text(step)
     return "\n".join([f"samples: {step.get('n')}", f"processes: {len(step_samples(case))}",
+                      f"CI: {ci_basis_text(step.get('ci_basis'), step.get('processes'))}",
+                      *([f"process flags: {flags}"] if flags else []),
                       f"noise (IQR/median): {'n/a' if noise is None else f'{noise:.1%}'}",
                       f"run: {run.get('run_id')}", f"fingerprint: {run.get('environment', {}).get('fingerprint')}"])
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from harness.results import load_run
 from harness.spec import CaseSpec
+from reports.report_format import quality_text
 
 SPEC_FIELDS = [name for name in CaseSpec.__dataclass_fields__]
 # fields added to the spec later (env, devices) take their default in older run files
@@ -120,6 +121,10 @@ def case_row(run: dict[str, Any], case: dict[str, Any], run_file: str) -> dict[s
         **{f"step_time_{name}_s" if name != "noise" else "noise_iqr_over_median": step.get(name)
            for name in STEP_FIELDS},
         "samples": step.get("n"),
+        "ci_basis": step.get("ci_basis"),
+        "processes": step.get("processes"),
+        "between_process_cv": step.get("between_process_cv"),
+        "process_flags": quality_text(step),
         "compile_time_s": _metric_value(metrics, "compile_time"),
         "params": _metric_value(metrics, "params"),
         "flops_per_step": case.get("workload", {}).get("flops_per_step", {}).get("value"),

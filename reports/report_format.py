@@ -33,3 +33,43 @@ def ci_text(low: Any, high: Any) -> str:
     if missing(low) or missing(high):
         return "n/a (too few steps)"
     return f"{number(low)} – {number(high)}"
+
+
+def ci_basis_text(basis: Any, processes: Any) -> str:
+    """What a case's CI is made from (harness.process_stats), in a few words for a table cell.
+
+    "1 process only": the within-process CI of one process, which says nothing of how much fresh
+    processes differ; "pooled steps (old file)": a run file from before tribench 0.2, whose CI came
+    from steps pooled across processes and is several times too narrow.
+    """
+    if missing(basis):
+        return "pooled steps (old file)"
+    if basis == "within-process":
+        return "1 process only"
+    return f"{whole(processes)} processes"
+
+
+CI_BASIS_MEANING = {
+    "pooled steps (old file)": "written before tribench measured across processes: this CI pools every step and "
+                               "leaves out how much fresh processes differ, so it is several times too narrow",
+    "1 process only": "the CI of one process's own median: how much fresh processes differ is unknown; run "
+                      "--processes 3 or more",
+}
+
+
+def ci_basis_meaning(text: str) -> str:
+    return CI_BASIS_MEANING.get(text, "a 95% t-interval across the processes' median step times")
+
+
+def quality_text(step: dict[str, Any]) -> str:
+    """The process flags of a case in one line: not converged, never steady, disturbed; '' when none."""
+    quality = step.get("quality") or {}
+    used = quality.get("processes")
+    flags = [f"{quality[key]} of {used} {label}" for key, label in (("not_converged", "did not converge"),
+                                                                    ("not_steady", "never warmed up steadily"))
+             if quality.get(key)]
+    if quality.get("disturbed"):
+        kept = " (all disturbed: kept)" if quality.get("disturbed_used") else " (left out)"
+        flags.append(f"{quality['disturbed']} of {quality.get('ok_processes')} disturbed{kept}")
+    return "; ".join(flags)
+

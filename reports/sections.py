@@ -15,7 +15,7 @@ from reports import charts as chart_kinds
 from reports import units
 from reports.charts import NOISE_WARNING, Chart
 from reports.dataset import ReportData, Run, fingerprint_differences
-from reports.report_format import ci_text, number, whole
+from reports.report_format import ci_basis_meaning, ci_basis_text, ci_text, number, whole
 from reports.report_format import missing as _missing
 
 STATUS_CLASS = {"ok": "ok", "skipped": "skipped", "failed": "failed", "timeout": "failed"}
@@ -302,8 +302,15 @@ def _number_cell(value: Any, formatter) -> tuple[str, Any]:
 
 
 def _ci_cell(row) -> tuple[str, Any]:
+    """The throughput CI, what it is made from (processes) and the case's process flags, escaped."""
     low = row["throughput_ci_low"]
-    return e(ci_text(low, row["throughput_ci_high"])), None if _missing(low) else low
+    basis = ci_basis_text(row.get("ci_basis"), row.get("processes"))
+    flags = row.get("process_flags") or ""
+    text = (f'{e(ci_text(low, row["throughput_ci_high"]))}<br>'
+            f'<span class="na" title="{e(ci_basis_meaning(basis))}">{e(basis)}</span>')
+    if flags:
+        text += f'<br><span class="flag">{e(flags)}</span>'
+    return text, None if _missing(low) else low
 
 
 def _energy_cell(row) -> tuple[str, Any]:

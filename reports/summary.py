@@ -12,10 +12,10 @@ from typing import Any
 from reports import units
 from reports.charts import NOISE_WARNING
 from reports.dataset import ReportData
-from reports.report_format import ci_text, missing, number
+from reports.report_format import ci_basis_text, ci_text, missing, number
 
-SUMMARY_COLUMNS = ("case", "status", "throughput (samples/s)", "95% CI", "p50", "p99", "noise", "peak memory",
-                   "energy")
+SUMMARY_COLUMNS = ("case", "status", "throughput (samples/s)", "95% CI", "CI from", "p50", "p99", "noise",
+                   "process flags", "peak memory", "energy")
 
 
 def peak_memory_text(row) -> str:
@@ -41,6 +41,8 @@ def summary_row(row) -> dict[str, Any]:
         "status": row["status"],
         "throughput (samples/s)": number(row["throughput_samples_per_s"]),
         "95% CI": ci_text(row["throughput_ci_low"], row["throughput_ci_high"]),
+        "CI from": ci_basis_text(row["ci_basis"], row["processes"]),
+        "process flags": row["process_flags"] or "–",
         "p50": units.seconds(None if missing(row["step_time_p50_s"]) else row["step_time_p50_s"]),
         "p99": units.seconds(None if missing(row["step_time_p99_s"]) else row["step_time_p99_s"]),
         "noise": units.percent(None if missing(row["noise_iqr_over_median"]) else row["noise_iqr_over_median"]),

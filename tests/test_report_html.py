@@ -444,7 +444,8 @@ def test_titles_attribute_with_hostile_reason_is_quoted(tmp_path):
 # 0.0015019 s = 5,326.6 samples/s; CI 8 / 0.0015215 .. 8 / 0.0014848; p50 1.502 ms; p99 1.919 ms; IQR/median
 # 6.75%; first step 7.755 ms; host peak RSS 249,655,296 B = 238.1 MiB; no device reading on the CPU; no energy.
 GOLDEN_TORCH_CNN_INFER_BS8 = {
-    "throughput": "5,327", "ci": "5,258 – 5,388", "tokens": "–", "p50": "1.5 ms", "p99": "1.92 ms", "noise": "6.7%",
+    "throughput": "5,327", "ci": "5,258 – 5,388", "ci_from": "pooled steps (old file)", "tokens": "–",
+    "p50": "1.5 ms", "p99": "1.92 ms", "noise": "6.7%",
     "compile": "7.75 ms", "host": "238 MiB", "device": "n/a", "energy": "not measured", "repeats": "1",
     "steps": "120",
 }
