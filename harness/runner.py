@@ -14,8 +14,10 @@ the process level: every case gets ``repeats`` processes; with ``max_processes``
 keeps getting one more process per round until the CI across its processes is within
 ``process_target_ci``, it has ``max_processes`` usable processes, or its ``case_budget_s`` of
 process wall time is spent. A process flagged as disturbed (``harness.probes.disturbance``) does
-not count as usable: the case gets a fresh one instead, in either mode (at most twice the process
-cap in launches, within the case budget; multi-host runs launch counted processes only).
+not count as usable: the adaptive rule gives the case a fresh one instead (at most twice the
+process cap in launches, within the case budget). Counted runs (no ``max_processes``, and every
+multi-host run) launch exactly ``repeats`` processes: a disturbed one is flagged and left out of
+the estimate while undisturbed ones exist, but not replaced.
 Nothing is shared between measured processes: each imports its framework afresh.
 """
 
@@ -200,16 +202,14 @@ def needs_another(case: dict[str, Any], launched: int, spent_s: float, options: 
         return False
     if launched < options.repeats:
         return True
-    if options.cluster is not None or case["status"] != "ok":
-        return False  # multi-host hosts must launch alike; a failing case gets no more tries
+    if options.max_processes <= options.repeats or options.cluster is not None or case["status"] != "ok":
+        return False  # counted processes (multi-host hosts must launch alike); a failing case gets no more
     if launched >= 2 * options.process_cap or spent_s >= options.case_budget_s:
         return False
     step = case["metrics"]["step_time"]
     usable = step["processes"] - step["quality"]["disturbed_used"]
     if usable < options.repeats:
         return True  # replace a disturbed process rather than average it in
-    if options.max_processes <= options.repeats:
-        return False  # counted processes: no adaptive rule
     width = step.get("ci_rel_halfwidth")
     return usable < options.max_processes and (width is None or width > options.process_target_ci)
 

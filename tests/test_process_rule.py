@@ -61,10 +61,12 @@ def test_the_adaptive_rule_stops_at_max_processes_and_at_the_case_budget(tmp_pat
 
 
 def test_a_disturbed_process_is_replaced_and_left_out_of_the_estimate(tmp_path):
-    case = _run(tmp_path, [1.0, 2.7, 1.0, 1.0], RunOptions(repeats=3, max_processes=3, process_target_ci=0.5),
+    case = _run(tmp_path, [1.0, 2.7, 1.0, 1.0], RunOptions(repeats=3, max_processes=4, process_target_ci=0.5),
                 disturbed={1})
     step = case["metrics"]["step_time"]
     assert len(case["repeats"]) == 4  # the disturbed second process got a fresh replacement
     assert step["used"] == [True, False, True, True] and step["disturbed"] == [False, True, False, False]
     assert (step["processes"], step["median"]) == (3, 1.0)
     assert step["quality"]["disturbed"] == 1
+    counted = _run(tmp_path / "b", [1.0, 2.7, 1.0], RunOptions(repeats=3), disturbed={1})
+    assert len(counted["repeats"]) == 3 and counted["metrics"]["step_time"]["used"] == [True, False, True]
