@@ -207,9 +207,13 @@ def run_ci_holds(run: dict[str, Any], cases: Sequence[CaseTruth], shift: Shift |
     return holds
 
 
-def step_factor_for_throughput_drop(drop: float) -> float:
-    """The step-time factor that lowers throughput by ``drop`` (a fraction): 1 / (1 - drop)."""
-    return 1.0 / (1.0 - drop)
+def step_factor_for_detectable(change: float) -> float:
+    """The step-time factor of a worse-side change as compare states it (``min_detectable``).
+
+    compare's thresholds and minimum detectable change are on the log ratio: a change of ``change``
+    is a step time ``1 + change`` times longer (throughput divided by the same factor).
+    """
+    return 1.0 + change
 
 
 # ---- summaries ----------------------------------------------------------------------------------
@@ -282,8 +286,9 @@ def calibrate(scenario: Scenario, thresholds: Sequence[float] = THRESHOLDS, tria
 
 def power_at(scenario: Scenario, threshold: float, drop: float, trials: int, seed: int,
              timings: Timings | None = None) -> float:
-    """The fraction of trials in which a planted throughput drop of ``drop`` is judged ``regressed``."""
-    shift = {SHIFTED_CASE: step_factor_for_throughput_drop(drop)}
+    """The fraction of trials in which a planted worse-side change of ``drop`` (log-symmetric, as compare
+    states it: step time x (1 + drop)) is judged ``regressed``."""
+    shift = {SHIFTED_CASE: step_factor_for_detectable(drop)}
     ratios = true_throughput_ratios(scenario.cases, shift)
     return shifted_case_fraction([outcome(judge(*trial_runs(scenario, seed, trial, shift, timings), threshold,
                                                 timings), ratios) for trial in range(trials)], "regressed")
@@ -301,8 +306,8 @@ and planted comparisons) whose throughput CI [ci_low, ci_high] holds the true he
 ~0.95); runCI = fraction of cases whose run file's own CI of the median step time holds the true median
 (should be ~0.95). +3% / +10% = a step-time slowdown planted on one case: fraction of trials where that
 case is 'regressed' / 'unchanged' (unchanged should be ~0). MDC = median minimum detectable throughput
-change compare reports (n/a while it reports none); P@MDC = fraction 'regressed' when a throughput drop
-of exactly MDC is planted (should be >= 0.95). With N trials a fraction has a standard error of up to
+change compare reports (n/a while it reports none); P@MDC = fraction 'regressed' when a change (step time
+x (1 + MDC)) of exactly MDC is planted (should be >= 0.95). With N trials a fraction has a standard error of up to
 0.5/sqrt(N)."""
 
 COLUMNS = ("sigma_b", "procs", "thr", "regr", "exit0", "inconcl", "unch", "cover", "runCI",

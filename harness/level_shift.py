@@ -29,7 +29,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import stdtr
 
 TEST = "Welch t on log step times at the maximum-likelihood split, Bonferroni over the candidate splits"
 
@@ -81,6 +80,8 @@ def most_likely_split(logs: np.ndarray, min_segment: int) -> int:
 
 def welch_p_value(first: np.ndarray, second: np.ndarray) -> float:
     """Two-sided p-value of Welch's t test; 0 when both segments are constant and differ, 1 when equal."""
+    from scipy.special import stdtr  # here, after the measurement: a worker's start-up stays lean
+
     difference = second.mean() - first.mean()
     var_first, var_second = first.var(ddof=1) / len(first), second.var(ddof=1) / len(second)
     standard_error_sq = var_first + var_second

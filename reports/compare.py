@@ -314,7 +314,7 @@ def _from_test(result: MetricResult, test: ProcessTest, base_values: list[float]
     result.standard_error, result.dof = test.standard_error, test.dof
 
 
-def _tested_result(key: str, metric: Metric, base: dict[str, Any], head: dict[str, Any],
+def _tested_result(metric: Metric, base: dict[str, Any], head: dict[str, Any],
                    settings: CompareSettings) -> MetricResult | None:
     """A metric judged on per-process values (None when neither side measured it)."""
     from reports.stats_tests import process_test
@@ -382,11 +382,13 @@ def _margin(result: MetricResult) -> float:
 
 def detectability(result: MetricResult, alpha: float, tests: int) -> str:
     """Set the metric's minimum detectable change and process advice; return the sentence that says them."""
-    from reports.stats_tests import min_detectable_log, processes_needed
+    from reports.stats_tests import min_detectable_log, processes_needed, upper_spread
 
     margin = _margin(result)
-    result.min_detectable = math.expm1(min_detectable_log(result.standard_error, result.dof, margin, alpha, tests))
-    result.processes_needed = processes_needed(result.spread, margin, math.log1p(result.resolve), alpha, tests)
+    planning_se = upper_spread(result.standard_error, result.dof)  # not the optimistic measured one
+    result.min_detectable = math.expm1(min_detectable_log(planning_se, result.dof, margin, alpha, tests))
+    result.processes_needed = processes_needed(upper_spread(result.spread, result.dof), margin,
+                                               math.log1p(result.resolve), alpha, tests)
     sides = (f"{result.n_base} processes per side" if result.n_base == result.n_head
              else f"{result.n_base} base and {result.n_head} head processes")
     sentence = (f"with {sides} and {_plain_pct(result.spread)} spread between processes, changes under "
@@ -513,11 +515,11 @@ def _precheck(key: str, base: dict[str, Any] | None, head: dict[str, Any] | None
 THRESHOLD_ONLY = ("device_memory", "host_memory")
 
 
-def _metric_result(key: str, metric: Metric, base: dict[str, Any], head: dict[str, Any],
+def _metric_result(metric: Metric, base: dict[str, Any], head: dict[str, Any],
                    settings: CompareSettings) -> MetricResult | None:
     if metric.name in THRESHOLD_ONLY:
         return _reading_result(metric, base, head, settings)
-    result = _tested_result(key, metric, base, head, settings)
+    result = _tested_result(metric, base, head, settings)
     if result is None and metric.kind == "reading":  # no per-process values (an older file): threshold only
         result = _reading_result(metric, base, head, settings)
         if result is not None and result.gated:
@@ -573,7 +575,7 @@ def compare_sides(base: Side, head: Side, settings: CompareSettings | None = Non
             result = CaseResult(key, base_case["id"], "", base_status=base_case.get("status"),
                                 head_status=head_case.get("status"))
             result.metrics = [metric_result for metric in METRICS.values()
-                              if (metric_result := _metric_result(key, metric, base_case, head_case, settings))]
+                              if (metric_result := _metric_result(metric, base_case, head_case, settings))]
         cases.append(result)
     tested = [metric for case in cases for metric in case.metrics if metric.log_ratio_ci is not None]
     gated = [metric for metric in tested if metric.gated and metric.metric != "latency_p50"]  # p50 = throughput's test

@@ -62,14 +62,23 @@ def ci_basis_meaning(text: str) -> str:
 
 
 def quality_text(step: dict[str, Any]) -> str:
-    """The process flags of a case in one line: not converged, never steady, disturbed; '' when none."""
+    """The process flags of a case on one line (``quality_flags``); '' when none."""
+    return "; ".join(quality_flags(step))
+
+
+def quality_flags(step: dict[str, Any]) -> list[str]:
+    """The process flags of a case, each short enough for a table cell.
+
+    "k/n not converged": k of the n processes in the estimate ran out of time or steps before their
+    own CI met its target; "not steady": their warm-up never settled; "disturbed": the OS or their
+    own step times showed a disturbed machine (left out of the estimate unless every one was).
+    """
     quality = step.get("quality") or {}
     used = quality.get("processes")
-    flags = [f"{quality[key]} of {used} {label}" for key, label in (("not_converged", "did not converge"),
-                                                                    ("not_steady", "never warmed up steadily"))
+    flags = [f"{quality[key]}/{used} {label}" for key, label in (("not_converged", "not converged"),
+                                                                 ("not_steady", "not steady"))
              if quality.get(key)]
     if quality.get("disturbed"):
-        kept = " (all disturbed: kept)" if quality.get("disturbed_used") else " (left out)"
-        flags.append(f"{quality['disturbed']} of {quality.get('ok_processes')} disturbed{kept}")
-    return "; ".join(flags)
-
+        kept = "kept: all were" if quality.get("disturbed_used") else "left out"
+        flags.append(f"{quality['disturbed']}/{quality.get('ok_processes')} disturbed, {kept}")
+    return flags

@@ -14,7 +14,8 @@ have two or more processes, and the pooled (equal-variance) ones when one side h
 * the minimum detectable change (``min_detectable_log``) is the smallest true change on the worse
   side that a verdict would call ``regressed`` with 95% power: the estimate must clear both the
   significance bound (at the Bonferroni level alpha / tests, which Benjamini-Hochberg never
-  demands more than; power from the noncentral t) and the practical margin.
+  demands more than; power from the noncentral t) and the practical margin. It is computed with
+  an upper 75% bound of the measured spread (``upper_spread``), not the spread itself.
 
 With identical values on both sides (no spread at all) the standard error is 0: an exact tie
 gives p = 1, any difference is certain (p = 0).
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 POWER = 0.95
+SPREAD_CONFIDENCE = 0.75  # the minimum detectable change plans with this upper bound of the spread
 MAX_PROCESSES_SUGGESTED = 10_000
 
 
@@ -92,6 +94,21 @@ def process_test(base: Sequence[float], head: Sequence[float], confidence: float
         low, high = difference - half, difference + half
     spread = math.sqrt(se ** 2 / (1 / len(base_logs) + 1 / len(head_logs)))
     return ProcessTest(difference, se, dof, low, high, p_up, p_down, len(base_logs), len(head_logs), spread, name)
+
+
+def upper_spread(value: float, dof: float, confidence: float = SPREAD_CONFIDENCE) -> float:
+    """An upper confidence bound of a standard deviation (or standard error) estimated with ``dof``.
+
+    The spread measured from a few processes is as often too small as too large (its median is
+    below the truth), and a minimum detectable change computed from it would be too optimistic
+    about half the time; planning with sd * sqrt(dof / chi2_(1-confidence)(dof)) keeps the reported
+    figure honest: a shift of that size is caught with 95% power in at least ``confidence`` of cases.
+    """
+    from scipy.stats import chi2
+
+    if value == 0.0 or dof <= 0:
+        return value
+    return value * math.sqrt(dof / float(chi2.ppf(1.0 - confidence, dof)))
 
 
 def min_detectable_log(standard_error: float, dof: float, margin: float, alpha: float, tests: int) -> float:

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from reports import units
 from reports.frame import device_memory
-from reports.report_format import ci_basis_text, quality_text
+from reports.report_format import ci_basis_text, quality_flags
 
 STATUS_STYLE = {"ok": "green", "skipped": "yellow", "failed": "red", "timeout": "red"}
 NOISE_WARNING = 0.10  # IQR/median above this is flagged
@@ -86,26 +86,26 @@ def case_cells(case: dict[str, Any]) -> list[str]:
     metrics = case.get("metrics")
     if not metrics:
         reason = (case.get("error") or "").splitlines()[0][:120] if case.get("error") else ""
-        return [escape(case["id"]), f"[{style}]{status}[/]", escape(reason), "", "", "", "", "", "", ""]
+        return [escape(case["id"]), f"[{style}]{status}[/]", escape(reason), "", "", "", "", "", ""]
     step = metrics["step_time"]
     return [
-        escape(case["id"]), f"[{style}]{status}[/]", _throughput(metrics), _ci_from(step), units.seconds(step["p50"]),
+        escape(case["id"]), f"[{style}]{status}[/]", f"{_throughput(metrics)}\n{_ci_from(step)}",
+        units.seconds(step["p50"]),
         units.seconds(step["p99"]), _noise(step), _peak_memory(case), energy_cell(metrics), mfu_cell(metrics),
     ]
 
 
 def _ci_from(step: dict[str, Any]) -> str:
-    """What the CI is made from, and the process flags in bold red (``reports.report_format``)."""
-    text = escape(ci_basis_text(step.get("ci_basis"), step.get("processes")))
-    flags = quality_text(step)
-    return f"{text}\n[bold red]{escape(flags)}[/]" if flags else text
+    """What the case's CI is made from, and its process flags in bold red (``reports.report_format``)."""
+    lines = [escape(ci_basis_text(step.get("ci_basis"), step.get("processes")))]
+    return "\n".join(lines + [f"[bold red]{escape(flag)}[/]" for flag in quality_flags(step)])
 
 
 def summary_table(run: dict[str, Any]) -> Table:
     table = Table(title=f"tribench run {run.get('run_id')}", show_lines=False, caption=mfu_caption(run))
-    for column in ("case", "status", "throughput", "CI from", "p50", "p99", "noise (IQR/median)", "peak memory",
+    for column in ("case", "status", "throughput (CI from)", "p50", "p99", "noise (IQR/median)", "peak memory",
                    "energy/sample", "MFU"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column == "case")  # ids stay whole: users search them
     for case in run["cases"]:
         table.add_row(*case_cells(case))
     return table
@@ -121,7 +121,7 @@ def energy_sources_table(sources: list[dict[str, Any]]) -> Table:
     """``tribench env``: each energy source, whether this machine offers it, and why not."""
     table = Table(title="energy sources")
     for column in ("source", "for", "available", "domains / devices, or why not"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column == "case")  # ids stay whole: users search them
     for source in sources:
         if source["available"]:
             found = source.get("domains") or [_gpu_text(device) for device in source.get("devices", [])]

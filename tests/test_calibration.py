@@ -242,7 +242,7 @@ def test_a_three_percent_slowdown_is_never_unchanged_at_one_percent(between_sigm
 
 @pytest.mark.calibration
 def test_the_reported_minimum_detectable_change_is_detected() -> None:
-    """Plant a throughput drop of exactly the median reported ``min_detectable``: >= 95% regressed.
+    """Plant exactly the median reported ``min_detectable`` (step time x (1 + MDC)): >= 95% regressed.
 
     Fails (not skips) while compare reports no ``min_detectable`` on its throughput metric.
     """

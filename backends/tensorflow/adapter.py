@@ -66,6 +66,21 @@ ONEDNN_VAR = "TF_ENABLE_ONEDNN_OPTS"
 # ---------------------------------------------------------------- runtime facts
 
 
+def onednn_enabled() -> bool | None:
+    """Whether TensorFlow runs its oneDNN kernels in this process; None when this build cannot say.
+
+    Not a build fact: x86 builds turn oneDNN on by default only on CPUs with AVX512_VNNI,
+    AVX512_BF16 or AMX (TensorFlow 2.9 release notes), else only with TF_ENABLE_ONEDNN_OPTS=1,
+    and TensorFlow's CPU allocator keeps statistics only then. The query is TensorFlow's own
+    (``IsMklEnabled``, from an internal module: hence the guard).
+    """
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:
+        return None
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
 def enable_memory_growth() -> dict[str, Any]:
     """Switch GPU memory growth on (possible only before the runtime starts); say what happened."""
     gpus = tf.config.list_physical_devices("GPU")
@@ -156,7 +171,8 @@ def availability() -> Availability:
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
         "threads_note": "0 means TensorFlow picks the thread count",
-        ONEDNN_VAR: os.environ.get(ONEDNN_VAR, "unset (oneDNN on by default in x86 builds)"),
+        ONEDNN_VAR: os.environ.get(ONEDNN_VAR, "unset"),
+        "onednn_enabled": onednn_enabled(),
         "gpu_memory_growth": memory_growth,
         "gpus": gpus,
         "tpu": tpu_status,

@@ -169,15 +169,17 @@ def peak_memory_reading(kind: str, peak: int | None, error: str | None = None) -
 
     On CPU the figure is TensorFlow's CPU allocator (tensors and variables TensorFlow
     allocated in this process, not the Python heap), so its scope is the process. That
-    allocator keeps statistics only while oneDNN is on; with ``TF_ENABLE_ONEDNN_OPTS=0``
-    TensorFlow raises "Allocator stats not available". On a TPU it is the first core.
+    allocator keeps statistics only while oneDNN is on (by default only on CPUs with AVX512_VNNI,
+    AVX512_BF16 or AMX; see ``adapter.onednn_enabled``); otherwise TensorFlow raises "Allocator
+    stats not available". On a TPU it is the first core.
     """
     source, scope = memory_source(kind), "process" if kind == "cpu" else "device"
     if error is None and not peak:
         error = "the allocator reported a peak of 0 bytes, so it did not track this run's allocations"
     if error is not None:
         if kind == "cpu":
-            error += " (TensorFlow's CPU allocator keeps statistics only with oneDNN on)"
+            error += (" (TensorFlow's CPU allocator keeps statistics only with oneDNN on: by default only on CPUs "
+                      "with AVX512_VNNI, AVX512_BF16 or AMX, else with TF_ENABLE_ONEDNN_OPTS=1)")
         return Reading.unavailable("peak_allocated", "bytes", source, scope, reason=error)
     return Reading(name="peak_allocated", unit="bytes", source=source, scope=scope, value=float(peak))
 
