@@ -66,6 +66,12 @@ def run(
                                            "within --target-ci, up to this many (0: exactly --processes)."),
     case_budget: float = typer.Option(300.0, "--case-budget", metavar="SECONDS",
                                       help="Adaptive: process wall seconds one case may spend."),
+    sequential: bool = typer.Option(False, "--sequential",
+                                    help="With two --python: run each case point's sides in random-order pairs "
+                                         "of processes until compare's verdict is decided (at least --processes, "
+                                         "default 3; at most --max-processes, default 30, pairs)."),
+    threshold: str = typer.Option("5%", "--threshold",
+                                  help="With --sequential: the smallest change that counts, e.g. 3%."),
     min_time: float = typer.Option(1.0, help="Minimum measured seconds per process."),
     max_time: float = typer.Option(10.0, help="Measurement budget in seconds per process."),
     min_steps: int = typer.Option(10, help="Minimum measured steps per process."),
@@ -142,6 +148,8 @@ def run(
                            idle_baseline=idle_baseline, profile_steps=profile_steps if profile else None)
     options = replace(options, scaling=scaling, cluster=cluster, max_processes=max_processes,
                       process_target_ci=target_ci, case_budget_s=case_budget)
+    if sequential:
+        options = _sequential_options(options, pythons, threshold)
     if steps is not None:
         warmup = 10 if warmup_steps is None else warmup_steps
         options = replace(options, timing=options.timing.with_fixed_steps(steps, warmup))
@@ -154,6 +162,7 @@ def run(
     with err.status("measuring device peaks…" if measure_peak else "looking up cached device peaks…"):
         store_in_run(run_file, planned, measure=measure_peak)  # environment["peaks"], for MFU
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    repeats, max_processes = options.repeats, options.max_processes  # --sequential may have raised them
     total = sum(1 if case.skip_reason else repeats for case in planned)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
@@ -215,6 +224,21 @@ def _run_options(path: Path, pythons: dict[str, str], *, repeats: int, timeout_s
     if profile_steps:  # traces go next to the run file: <run file stem>-traces/<case slug>/
         options = replace(options, profile=ProfileOptions(path, profile_steps))
     return options
+
+
+def _sequential_options(options, pythons: dict[str, str], threshold: str):
+    """The sequential A/B plan (harness.sequential) from --processes, --max-processes and --threshold."""
+    from harness.sequential import SequentialPlan
+    from reports.compare_metrics import parse_fraction
+
+    if len(pythons) != 2:
+        raise InvalidValue("--sequential compares two interpreters: give --python A=PATH --python B=PATH")
+    if options.cluster is not None:
+        raise InvalidValue("--sequential runs on one host; multi-host runs launch counted processes")
+    low = options.repeats if options.repeats > 1 else 3
+    plan = SequentialPlan(threshold=parse_fraction(threshold), min_pairs=low,
+                          max_pairs=options.max_processes or max(30, low))
+    return replace(options, repeats=low, max_processes=plan.max_pairs, sequential=plan)
 
 
 def _disturbed_note(result: dict) -> str:

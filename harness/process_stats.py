@@ -105,3 +105,66 @@ def estimate(per_process_samples: Sequence[Sequence[float]], confidence: float =
     if len(per_process_samples) == 1:
         return within_one_process(per_process_samples[0], confidence)
     return across_processes([statistics.median(samples) for samples in per_process_samples], confidence)
+
+
+# ---- two sides: the process test (tribench compare, and the sequential A/B rule of tribench run) ----------
+
+@dataclass(frozen=True)
+class ProcessTest:
+    """head vs base over per-process values: the log ratio, its CI and one-sided p-values."""
+
+    log_ratio: float       # mean(log head) - mean(log base)
+    standard_error: float
+    dof: float
+    ci_low: float          # of the log ratio
+    ci_high: float
+    p_increase: float      # one-sided p for "head's values are larger"
+    p_decrease: float      # one-sided p for "head's values are smaller"
+    n_base: int
+    n_head: int
+    spread: float          # pooled stdev of the per-process logs (~ between-process CV)
+    test: str
+
+    @property
+    def ratio(self) -> float:
+        return math.exp(self.log_ratio)
+
+
+def _variance(values: Sequence[float]) -> float:
+    return statistics.variance(values) if len(values) >= 2 else 0.0
+
+
+def _standard_error(base: Sequence[float], head: Sequence[float]) -> tuple[float, float, str]:
+    """(standard error of the mean difference, degrees of freedom, test name): Welch, else pooled."""
+    nb, nh = len(base), len(head)
+    vb, vh = _variance(base), _variance(head)
+    if nb >= 2 and nh >= 2:
+        terms = (vb / nb, vh / nh)
+        se2 = sum(terms)
+        if not se2:
+            return 0.0, float(nb + nh - 2), "welch-t on log per-process values"
+        dof = se2 ** 2 / sum(term ** 2 / (n - 1) for term, n in zip(terms, (nb, nh), strict=True))
+        return math.sqrt(se2), float(dof), "welch-t on log per-process values"
+    pooled = ((nb - 1) * vb + (nh - 1) * vh) / (nb + nh - 2)
+    return math.sqrt(pooled * (1 / nb + 1 / nh)), float(nb + nh - 2), "student-t (pooled) on log per-process values"
+
+
+def process_test(base: Sequence[float], head: Sequence[float], confidence: float = 0.95) -> ProcessTest:
+    """Compare two sides' per-process values (positive numbers); needs three or more processes in all."""
+    base_logs, head_logs = [math.log(value) for value in base], [math.log(value) for value in head]
+    if len(base_logs) < 1 or len(head_logs) < 1 or len(base_logs) + len(head_logs) < 3:
+        raise ValueError("a process test needs a process on each side and three or more in all")
+    from scipy.stats import t  # here: importing the harness stays light
+
+    difference = statistics.fmean(head_logs) - statistics.fmean(base_logs)
+    se, dof, name = _standard_error(base_logs, head_logs)
+    if se == 0.0:  # no spread on either side: an exact tie, or a certain difference
+        p_up, p_down = (0.0 if difference > 0 else 1.0), (0.0 if difference < 0 else 1.0)
+        low = high = difference
+    else:
+        statistic = difference / se
+        p_up, p_down = float(t.sf(statistic, dof)), float(t.cdf(statistic, dof))
+        half = float(t.ppf(0.5 + confidence / 2.0, dof)) * se
+        low, high = difference - half, difference + half
+    spread = math.sqrt(se ** 2 / (1 / len(base_logs) + 1 / len(head_logs)))
+    return ProcessTest(difference, se, dof, low, high, p_up, p_down, len(base_logs), len(head_logs), spread, name)

@@ -111,6 +111,9 @@ class RunFile:
     def case_of(self, spec: CaseSpec) -> dict[str, Any]:
         return next(case for case in self.data["cases"] if case["id"] == spec.id)
 
+    def has_case(self, spec: CaseSpec) -> bool:
+        return any(case["id"] == spec.id for case in self.data["cases"])
+
     def finish(self, state: str) -> None:
         self.data["state"] = state
         self.data["finished_at"] = now_iso()

@@ -60,6 +60,8 @@ def start_run(output: Path, specs: list[CaseSpec], options: RunOptions, tags: di
             for label, python in options.pythons.items()}
         settings["envs"] = dict(options.pythons)
         settings["ab_order_seed"] = options.order_seed
+    if options.sequential is not None:
+        settings["sequential"] = options.sequential.to_dict()
     run_file = RunFile(output, env, settings, tags, command, run_id)
     run_file.save()
     return run_file, planned

@@ -19,6 +19,10 @@ process cap in launches, within the case budget). Counted runs (no ``max_process
 multi-host run) launch exactly ``repeats`` processes: a disturbed one is flagged and left out of
 the estimate while undisturbed ones exist, but not replaced.
 Nothing is shared between measured processes: each imports its framework afresh.
+
+A sequential same-job A/B (``sequential``, ``harness.sequential``) replaces the CI target with a
+decision per case point: both sides keep getting a process per round, in a fresh random order,
+until the point is decided at one of the plan's looks, or its cap or budget is spent.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from harness.planner import PlannedCase
 from harness.probes.energy import EnergySettings
 from harness.profiling import ProfileOptions
 from harness.results import RunFile
+from harness.sequential import SequentialPlan, decision, per_process_medians
 from harness.spec import CaseSpec
 from harness.timing import TimingConfig
 
@@ -58,6 +63,7 @@ class RunOptions:
     max_processes: int = 0  # adaptive: up to this many usable processes per case (0: exactly ``repeats``)
     process_target_ci: float = 0.02  # adaptive: stop once the across-process CI is within this fraction
     case_budget_s: float = 300.0  # adaptive: process wall seconds a case may spend
+    sequential: SequentialPlan | None = None  # same-job A/B: pairs until each point is decided
     timeout_s: float = 600.0
     python: str = sys.executable
     pythons: dict[str, str] = field(default_factory=dict)  # same-job A/B: env label -> interpreter
@@ -194,6 +200,32 @@ def execute(planned: list[PlannedCase], run_file: RunFile, options: RunOptions,
         round_index += 1
         open_ids = {spec.id for spec in specs if spec.id in open_ids
                     and needs_another(run_file.case_of(spec), round_index, spent[spec.id], options)}
+        if options.sequential is not None:
+            open_ids -= decided_points(run_file, specs, options.sequential)
+
+
+def decided_points(run_file: RunFile, specs: list[CaseSpec], plan: SequentialPlan) -> set[str]:
+    """The case ids of every A/B point that needs no more pairs: decided, or a side that did not run ok.
+
+    The decision is written on each of the point's cases (``sequential``) as the run goes.
+    """
+    groups: dict[str, list[CaseSpec]] = {}
+    for spec in specs:
+        groups.setdefault(spec.point_id, []).append(spec)
+    closed: set[str] = set()
+    for group in groups.values():
+        cases = [run_file.case_of(spec) for spec in group if run_file.has_case(spec)]
+        if len(cases) != 2 or any(case["status"] != "ok" for case in cases):
+            closed.update(spec.id for spec in group)
+            continue
+        verdict = decision(per_process_medians(cases[0]), per_process_medians(cases[1]), plan)
+        pairs = min(len(per_process_medians(case)) for case in cases)
+        for case in cases:
+            case["sequential"] = {"decision": verdict or "undecided", "pairs": pairs}
+        if verdict is not None:
+            closed.update(spec.id for spec in group)
+    run_file.save()
+    return closed
 
 
 def needs_another(case: dict[str, Any], launched: int, spent_s: float, options: RunOptions) -> bool:
@@ -210,6 +242,8 @@ def needs_another(case: dict[str, Any], launched: int, spent_s: float, options: 
     usable = step["processes"] - step["quality"]["disturbed_used"]
     if usable < options.repeats:
         return True  # replace a disturbed process rather than average it in
+    if options.sequential is not None:
+        return usable < options.sequential.max_pairs  # the point's decision closes it (decided_points)
     width = step.get("ci_rel_halfwidth")
     return usable < options.max_processes and (width is None or width > options.process_target_ci)
 

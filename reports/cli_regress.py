@@ -73,7 +73,14 @@ def compare(
 ) -> None:
     """Compare two run files: a verdict per case and metric; exit 1 on a regression."""
     from reports import compare_render
-    from reports.compare import FAIL_ON_CHOICES, CompareSettings, compare_sides, load_env_sides, load_sides
+    from reports.compare import (
+        FAIL_ON_CHOICES,
+        CompareSettings,
+        compare_sides,
+        load_env_sides,
+        load_sides,
+        sequential_settings,
+    )
     from reports.compare_metrics import parse_fraction, parse_thresholds
 
     _check_format(fmt)
@@ -89,15 +96,19 @@ def compare(
     settings = CompareSettings(thresholds=parse_thresholds(threshold), alpha=alpha,
                                resolve=parse_fraction(resolve) if resolve else None,
                                allow_differences=tuple(split_list(allow_difference)), gate_compile=gate_compile)
+    sequential_note = None
     if env:
         if len(env) != 2 or head is not None:
             raise InvalidValue("--env takes exactly two labels (--env A --env B) and one run file")
         base_side, head_side = load_env_sides(base, env[0], env[1])
+        settings, sequential_note = sequential_settings(base_side.run, settings, threshold is not None)
     elif head is None:
         raise InvalidValue("compare needs BASE and HEAD run files, or one A/B run file with --env A --env B")
     else:
         base_side, head_side = load_sides(base, head)
     comparison = compare_sides(base_side, head_side, settings)
+    if sequential_note:
+        comparison.warnings.insert(0, sequential_note)
     if output:
         _write(output, compare_render.as_json(comparison, fail), "verdict file")
     if fmt == "json":

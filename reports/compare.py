@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +44,7 @@ from harness.errors import TribenchError
 from reports.compare_metrics import METRICS, Metric, Thresholds, reading_value, step_samples
 
 if TYPE_CHECKING:
-    from reports.stats_tests import ProcessTest
+    from harness.process_stats import ProcessTest
 
 VERDICTS = ("regressed", "improved", "unchanged", "inconclusive", "not-comparable", "new", "missing", "failed")
 FAIL_ON_CHOICES = ("inconclusive", "failed", "missing", "not-comparable")
@@ -317,7 +317,7 @@ def _from_test(result: MetricResult, test: ProcessTest, base_values: list[float]
 def _tested_result(metric: Metric, base: dict[str, Any], head: dict[str, Any],
                    settings: CompareSettings) -> MetricResult | None:
     """A metric judged on per-process values (None when neither side measured it)."""
-    from reports.stats_tests import process_test
+    from harness.process_stats import process_test
 
     (base_values, base_note), (head_values, head_note) = per_process_values(base, metric), \
         per_process_values(head, metric)
@@ -615,6 +615,23 @@ def load_sides(base_path: str | Path, head_path: str | Path) -> tuple[Side, Side
         raise CompareInputError(f"{base_path} and {head_path} hold the same run ({base_run['run_id']}); "
                                 "compare two different runs")
     return side_from_run(base_run, str(base_path), "base"), side_from_run(head_run, str(head_path), "head")
+
+
+def sequential_settings(run: dict[str, Any], settings: CompareSettings,
+                        threshold_given: bool) -> tuple[CompareSettings, str | None]:
+    """A sequential A/B run (harness.sequential) is judged as it was run: at the alpha of one of its
+    looks, with the matching CI, and at its threshold unless --threshold says otherwise.
+
+    Returns the settings and the note that says so (None for any other run)."""
+    plan = (run.get("settings") or {}).get("sequential")
+    if not plan:
+        return settings, None
+    level = float(plan["alpha_per_look"])
+    changed = replace(settings, alpha=level, confidence=1.0 - 2.0 * level)
+    if not threshold_given:
+        changed = replace(changed, thresholds=Thresholds(float(plan["threshold"])))
+    return changed, (f"sequential A/B run: judged at alpha {level:.3g} per look (alpha {plan['alpha']:g} over "
+                     f"{len(plan['looks'])} planned looks) with {changed.confidence:.1%} CIs, as the run stopped")
 
 
 def point_id(case: dict[str, Any]) -> str:

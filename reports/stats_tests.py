@@ -1,4 +1,5 @@
-"""The statistics behind an A/B verdict: one observation per process, a t-test on logs, BH across tests.
+"""The statistics behind an A/B verdict beyond the process test itself (``harness.process_stats``):
+the minimum detectable change, the process-count advice, and Benjamini-Hochberg across tests.
 
 Whole processes of one case differ by 5-20% on shared runners while each process's own median is
 tight, so the unit of a comparison is the process (``harness.process_stats``): each side of a case
@@ -26,74 +27,12 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 POWER = 0.95
 SPREAD_CONFIDENCE = 0.75  # the minimum detectable change plans with this upper bound of the spread
 MAX_PROCESSES_SUGGESTED = 10_000
-
-
-@dataclass(frozen=True)
-class ProcessTest:
-    """head vs base over per-process values: the log ratio, its CI and one-sided p-values."""
-
-    log_ratio: float       # mean(log head) - mean(log base)
-    standard_error: float
-    dof: float
-    ci_low: float          # of the log ratio
-    ci_high: float
-    p_increase: float      # one-sided p for "head's values are larger"
-    p_decrease: float      # one-sided p for "head's values are smaller"
-    n_base: int
-    n_head: int
-    spread: float          # pooled stdev of the per-process logs (~ between-process CV)
-    test: str
-
-    @property
-    def ratio(self) -> float:
-        return math.exp(self.log_ratio)
-
-
-def _variance(values: np.ndarray) -> float:
-    return float(values.var(ddof=1)) if len(values) >= 2 else 0.0
-
-
-def _standard_error(base: np.ndarray, head: np.ndarray) -> tuple[float, float, str]:
-    """(standard error of the mean difference, degrees of freedom, test name): Welch, else pooled."""
-    nb, nh = len(base), len(head)
-    vb, vh = _variance(base), _variance(head)
-    if nb >= 2 and nh >= 2:
-        terms = (vb / nb, vh / nh)
-        se2 = sum(terms)
-        if not se2:
-            return 0.0, float(nb + nh - 2), "welch-t on log per-process values"
-        dof = se2 ** 2 / sum(term ** 2 / (n - 1) for term, n in zip(terms, (nb, nh), strict=True))
-        return math.sqrt(se2), float(dof), "welch-t on log per-process values"
-    pooled = ((nb - 1) * vb + (nh - 1) * vh) / (nb + nh - 2)
-    return math.sqrt(pooled * (1 / nb + 1 / nh)), float(nb + nh - 2), "student-t (pooled) on log per-process values"
-
-
-def process_test(base: Sequence[float], head: Sequence[float], confidence: float = 0.95) -> ProcessTest:
-    """Compare two sides' per-process values (positive numbers); needs three or more processes in all."""
-    from scipy.stats import t
-
-    base_logs, head_logs = np.log(np.asarray(base, dtype=float)), np.log(np.asarray(head, dtype=float))
-    if len(base_logs) < 1 or len(head_logs) < 1 or len(base_logs) + len(head_logs) < 3:
-        raise ValueError("a process test needs a process on each side and three or more in all")
-    difference = float(head_logs.mean() - base_logs.mean())
-    se, dof, name = _standard_error(base_logs, head_logs)
-    if se == 0.0:  # no spread on either side: an exact tie, or a certain difference
-        p_up, p_down = (0.0 if difference > 0 else 1.0), (0.0 if difference < 0 else 1.0)
-        low = high = difference
-    else:
-        statistic = difference / se
-        p_up, p_down = float(t.sf(statistic, dof)), float(t.cdf(statistic, dof))
-        half = float(t.ppf(0.5 + confidence / 2.0, dof)) * se
-        low, high = difference - half, difference + half
-    spread = math.sqrt(se ** 2 / (1 / len(base_logs) + 1 / len(head_logs)))
-    return ProcessTest(difference, se, dof, low, high, p_up, p_down, len(base_logs), len(head_logs), spread, name)
 
 
 def upper_spread(value: float, dof: float, confidence: float = SPREAD_CONFIDENCE) -> float:

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
+from harness.process_stats import process_test
 from reports.compare import compare_sides, side_from_run
-from reports.stats_tests import adjust, min_detectable_log, process_test, processes_needed
+from reports.stats_tests import adjust, min_detectable_log, processes_needed
 from tests import runfile_builder as rb
 
 CASES_PER_TRIAL = 4

@@ -98,3 +98,29 @@ def test_compare_env_errors_are_one_line(tmp_path):
     assert (done.returncode, done.stderr.strip()) == (
         2, "error: --env takes exactly two labels (--env A --env B) and one run file")
     assert os.path.exists(out)
+
+
+def test_a_sequential_run_stops_each_point_at_a_look_and_compare_judges_it_as_run(two_interpreters, tmp_path):
+    base, head = two_interpreters
+    out = tmp_path / "seq.json"
+    done = tribench("run", "--backend", "fake", "--workload", "cnn", "--mode", "train", "--sequential",
+                    "--threshold", "20%", "--processes", "2", "--max-processes", "3", "--min-time", "0.05",
+                    "--max-time", "0.1", "--python", f"old={base}", "--python", f"new={head}",
+                    "--output", str(out), env=fake_env())
+    assert done.returncode == 0, done.stderr
+    run = load_run(out)
+    plan = run["settings"]["sequential"]
+    assert (plan["looks"], plan["threshold"], plan["alpha_per_look"]) == ([2, 3], 0.2, 0.025)
+    records = [case["sequential"] for case in run["cases"]]
+    assert records[0] == records[1] and records[0]["pairs"] in (2, 3)
+    assert [len(case["repeats"]) for case in run["cases"]] == [records[0]["pairs"]] * 2  # stopped at its look
+    compared = tribench("compare", str(out), "--env", "old", "--env", "new", "--format", "json", env=fake_env())
+    verdict = json.loads(compared.stdout)
+    assert verdict["settings"]["alpha"] == 0.025 and verdict["settings"]["threshold"] == 0.2
+    assert verdict["warnings"][0].startswith("sequential A/B run: judged at alpha 0.025 per look")
+
+
+def test_sequential_needs_two_interpreters():
+    done = tribench("run", "--backend", "fake", "--sequential", env=fake_env())
+    assert (done.returncode, done.stderr.strip()) == (
+        2, "error: --sequential compares two interpreters: give --python A=PATH --python B=PATH")

@@ -1,0 +1,88 @@
+"""Sequential same-job A/B: add interleaved pairs of processes to a case point until its verdict is decided.
+
+``tribench run --python A=... --python B=... --sequential`` runs each case point's two sides in
+randomly ordered pairs of fresh processes (``harness.runner``), and after the pairs counted in
+``looks`` asks the process test (``harness.process_stats``) whether the point is decided:
+
+* regressed / improved: the one-sided test on that side (head's step times longer / shorter) is
+  significant at ``alpha_per_look`` AND the estimate is past the threshold, as ``compare`` rules;
+* unchanged: the (1 - 2 alpha_per_look) CI of the log ratio lies within +-threshold.
+
+Looking repeatedly at growing data inflates the error rates of a fixed-sample test, so the alpha
+of each direction (a false regression, a false improvement) is spent evenly over a few planned looks (Bonferroni across looks: ``alpha_per_look = alpha /
+len(looks)``); the looks are spaced geometrically (3, 5, 8, 12, ... pairs) so that few looks cover
+a wide range. A point whose sides failed, or whose budget or pair cap is spent, stops undecided.
+``compare --env A --env B`` on such a run judges with the same per-look alpha, so its verdict
+agrees with where the run stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from harness.errors import InvalidValue
+from harness.process_stats import process_test
+
+LOOK_GROWTH = 1.5
+
+
+@dataclass(frozen=True)
+class SequentialPlan:
+    threshold: float = 0.05  # the practical margin, as compare's --threshold
+    alpha: float = 0.05      # the false-alarm rate of one point over all its looks
+    min_pairs: int = 3
+    max_pairs: int = 30
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.min_pairs <= self.max_pairs:
+            raise InvalidValue(f"a sequential A/B needs 2 <= --processes ({self.min_pairs}) <= --max-processes "
+                               f"({self.max_pairs})")
+        if not 0.0 < self.alpha < 1.0 or not 0.0 < self.threshold < 1.0:
+            raise InvalidValue("a sequential A/B needs alpha and threshold between 0 and 1")
+
+    @property
+    def looks(self) -> tuple[int, ...]:
+        """The pair counts at which the point is judged: geometric from min_pairs, ending at max_pairs."""
+        counts = [self.min_pairs]
+        while counts[-1] < self.max_pairs:
+            counts.append(min(self.max_pairs, max(counts[-1] + 1, math.ceil(counts[-1] * LOOK_GROWTH))))
+        return tuple(counts)
+
+    @property
+    def alpha_per_look(self) -> float:
+        return self.alpha / len(self.looks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "looks": list(self.looks), "alpha_per_look": self.alpha_per_look,
+                "rule": "Bonferroni over the planned looks; changed = one-sided test at alpha_per_look and the "
+                        "estimate past the threshold; unchanged = the (1 - 2 alpha_per_look) CI within it"}
+
+
+def decision(base_medians: list[float], head_medians: list[float], plan: SequentialPlan) -> str | None:
+    """'regressed', 'improved', 'unchanged', or None (undecided, or not at a planned look) for one point.
+
+    ``base_medians`` and ``head_medians`` are per-process median step times: longer is worse."""
+    pairs = min(len(base_medians), len(head_medians))
+    if pairs not in plan.looks:
+        return None
+    level = plan.alpha_per_look
+    test = process_test(base_medians[:pairs], head_medians[:pairs], confidence=1.0 - 2.0 * level)
+    margin = math.log1p(plan.threshold)
+    if test.p_increase <= level and test.log_ratio > margin:
+        return "regressed"
+    if test.p_decrease <= level and test.log_ratio < -margin:
+        return "improved"
+    if -margin <= test.ci_low and test.ci_high <= margin:
+        return "unchanged"
+    return None
+
+
+def per_process_medians(case: dict[str, Any]) -> list[float]:
+    """The medians of a case's usable processes, in launch order (what a look judges)."""
+    step = (case.get("metrics") or {}).get("step_time") or {}
+    ok = [r for r in case.get("repeats", []) if r.get("status") == "ok" and r.get("timing")]
+    used = step.get("used") or [True] * len(ok)
+    return [statistics.median(r["timing"]["samples_s"]) for r, keep in zip(ok, used, strict=True) if keep]
