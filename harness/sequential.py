@@ -9,9 +9,10 @@ randomly ordered pairs of fresh processes (``harness.runner``), and after the pa
 * unchanged: the (1 - 2 alpha_per_look) CI of the log ratio lies within +-threshold.
 
 Looking repeatedly at growing data inflates the error rates of a fixed-sample test, so the alpha
-of each direction (a false regression, a false improvement) is spent evenly over a few planned looks (Bonferroni across looks: ``alpha_per_look = alpha /
-len(looks)``); the looks are spaced geometrically (3, 5, 8, 12, ... pairs) so that few looks cover
-a wide range. A point whose sides failed, or whose budget or pair cap is spent, stops undecided.
+of each direction (a false regression, a false improvement) is spent evenly over a few planned
+looks (Bonferroni across looks: ``alpha_per_look = alpha / len(looks)``); the looks are spaced
+geometrically (3, 5, 8, 12, ... pairs) so that few looks cover a wide range. A point whose sides
+failed, or whose budget or pair cap is spent, stops undecided.
 ``compare --env A --env B`` on such a run judges with the same per-look alpha, so its verdict
 agrees with where the run stopped.
 """
