@@ -39,6 +39,16 @@ def used_processes(ok: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return calm or ok
 
 
+def used_results(case: dict[str, Any]) -> list[dict[str, Any]]:
+    """A recorded case's successful processes that its estimate was made from (``step_time.used``):
+    a disturbed one is left out as the run left it out; an older file has no such list: all of them."""
+    ok = [r for r in case.get("repeats", []) if r.get("status") == "ok" and r.get("timing")]
+    used = ((case.get("metrics") or {}).get("step_time") or {}).get("used")
+    if used is None or len(used) != len(ok):
+        return ok
+    return [result for result, keep in zip(ok, used, strict=True) if keep]
+
+
 def process_quality(ok: list[dict[str, Any]], used: list[dict[str, Any]]) -> dict[str, Any]:
     """How many processes made the estimate, and how many did not converge, warm up or stay undisturbed."""
     return {

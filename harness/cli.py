@@ -149,7 +149,7 @@ def run(
     options = replace(options, scaling=scaling, cluster=cluster, max_processes=max_processes,
                       process_target_ci=target_ci, case_budget_s=case_budget)
     if sequential:
-        options = _sequential_options(options, pythons, threshold)
+        options = _sequential_options(options, pythons, threshold, points=len({spec.point_id for spec in specs}))
     if steps is not None:
         warmup = 10 if warmup_steps is None else warmup_steps
         options = replace(options, timing=options.timing.with_fixed_steps(steps, warmup))
@@ -226,7 +226,7 @@ def _run_options(path: Path, pythons: dict[str, str], *, repeats: int, timeout_s
     return options
 
 
-def _sequential_options(options, pythons: dict[str, str], threshold: str):
+def _sequential_options(options, pythons: dict[str, str], threshold: str, points: int):
     """The sequential A/B plan (harness.sequential) from --processes, --max-processes and --threshold."""
     from harness.sequential import SequentialPlan
     from reports.compare_metrics import parse_fraction
@@ -237,7 +237,7 @@ def _sequential_options(options, pythons: dict[str, str], threshold: str):
         raise InvalidValue("--sequential runs on one host; multi-host runs launch counted processes")
     low = options.repeats if options.repeats > 1 else 3
     plan = SequentialPlan(threshold=parse_fraction(threshold), min_pairs=low,
-                          max_pairs=options.max_processes or max(30, low))
+                          max_pairs=options.max_processes or max(30, low), points=points)
     return replace(options, repeats=low, max_processes=plan.max_pairs, sequential=plan)
 
 

@@ -10,11 +10,12 @@ randomly ordered pairs of fresh processes (``harness.runner``), and after the pa
 
 Looking repeatedly at growing data inflates the error rates of a fixed-sample test, so the alpha
 of each direction (a false regression, a false improvement) is spent evenly over a few planned
-looks (Bonferroni across looks: ``alpha_per_look = alpha / len(looks)``); the looks are spaced
+looks, and among the run's points (Bonferroni: ``alpha_per_look = alpha / (looks x points)``,
+so that ``compare``'s Benjamini-Hochberg at ``alpha / looks`` over the points agrees with every
+decision the run took, even where it looked at many points); the looks are spaced
 geometrically (3, 5, 8, 12, ... pairs) so that few looks cover a wide range. A point whose sides
 failed, or whose budget or pair cap is spent, stops undecided.
-``compare --env A --env B`` on such a run judges with the same per-look alpha, so its verdict
-agrees with where the run stopped.
+``compare --env A --env B`` on such a run judges at ``compare_alpha`` with the matching CI.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from harness.aggregate import used_results
 from harness.errors import InvalidValue
 from harness.process_stats import process_test
 
@@ -36,6 +38,7 @@ class SequentialPlan:
     alpha: float = 0.05      # the false-alarm rate of one point over all its looks
     min_pairs: int = 3
     max_pairs: int = 30
+    points: int = 1          # case points in the run: the alpha is shared among them too
 
     def __post_init__(self) -> None:
         if not 2 <= self.min_pairs <= self.max_pairs:
@@ -54,12 +57,21 @@ class SequentialPlan:
 
     @property
     def alpha_per_look(self) -> float:
+        """One point's one-sided level at one look: alpha over every look of every point (Bonferroni)."""
+        return self.alpha / (len(self.looks) * self.points)
+
+    @property
+    def compare_alpha(self) -> float:
+        """compare's alpha for the whole file: its Benjamini-Hochberg over the points then never asks more
+        of a point than the run did, so a decision the run took is a verdict compare gives."""
         return self.alpha / len(self.looks)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "looks": list(self.looks), "alpha_per_look": self.alpha_per_look,
-                "rule": "Bonferroni over the planned looks; changed = one-sided test at alpha_per_look and the "
-                        "estimate past the threshold; unchanged = the (1 - 2 alpha_per_look) CI within it"}
+                "compare_alpha": self.compare_alpha,
+                "rule": "Bonferroni over the planned looks and points; regressed / improved = one-sided test at "
+                        "alpha_per_look and the estimate past the threshold; unchanged = the (1 - 2 "
+                        "alpha_per_look) CI within it"}
 
 
 def decision(base_medians: list[float], head_medians: list[float], plan: SequentialPlan) -> str | None:
@@ -82,8 +94,5 @@ def decision(base_medians: list[float], head_medians: list[float], plan: Sequent
 
 
 def per_process_medians(case: dict[str, Any]) -> list[float]:
-    """The medians of a case's usable processes, in launch order (what a look judges)."""
-    step = (case.get("metrics") or {}).get("step_time") or {}
-    ok = [r for r in case.get("repeats", []) if r.get("status") == "ok" and r.get("timing")]
-    used = step.get("used") or [True] * len(ok)
-    return [statistics.median(r["timing"]["samples_s"]) for r, keep in zip(ok, used, strict=True) if keep]
+    """The medians of a case's used processes (``harness.aggregate.used_results``), in launch order."""
+    return [statistics.median(result["timing"]["samples_s"]) for result in used_results(case)]

@@ -619,18 +619,18 @@ def load_sides(base_path: str | Path, head_path: str | Path) -> tuple[Side, Side
 
 def sequential_settings(run: dict[str, Any], settings: CompareSettings,
                         threshold_given: bool) -> tuple[CompareSettings, str | None]:
-    """A sequential A/B run (harness.sequential) is judged as it was run: at the alpha of one of its
-    looks, with the matching CI, and at its threshold unless --threshold says otherwise.
+    """A sequential A/B run (harness.sequential) is judged as it was run: at the alpha its looks left
+    (``compare_alpha``), with the matching CI, and at its threshold unless --threshold says otherwise.
 
     Returns the settings and the note that says so (None for any other run)."""
     plan = (run.get("settings") or {}).get("sequential")
     if not plan:
         return settings, None
-    level = float(plan["alpha_per_look"])
+    level = float(plan.get("compare_alpha", plan["alpha_per_look"]))
     changed = replace(settings, alpha=level, confidence=1.0 - 2.0 * level)
     if not threshold_given:
         changed = replace(changed, thresholds=Thresholds(float(plan["threshold"])))
-    return changed, (f"sequential A/B run: judged at alpha {level:.3g} per look (alpha {plan['alpha']:g} over "
+    return changed, (f"sequential A/B run: judged at alpha {level:.3g} (alpha {plan['alpha']:g} over "
                      f"{len(plan['looks'])} planned looks) with {changed.confidence:.1%} CIs, as the run stopped")
 
 

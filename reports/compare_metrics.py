@@ -104,7 +104,10 @@ def parse_thresholds(text: str | None) -> Thresholds:
 # ---- reading values out of a case ---------------------------------------------------------------
 
 def ok_repeats(case: dict[str, Any]) -> list[dict[str, Any]]:
-    return [repeat for repeat in case.get("repeats", []) if repeat.get("status") == "ok" and repeat.get("timing")]
+    """The processes a comparison judges: the ones the run's estimate used (a disturbed one left out)."""
+    from harness.aggregate import used_results
+
+    return used_results(case)
 
 
 def step_samples(case: dict[str, Any]) -> list[list[float]]:

@@ -110,14 +110,15 @@ def test_a_sequential_run_stops_each_point_at_a_look_and_compare_judges_it_as_ru
     assert done.returncode == 0, done.stderr
     run = load_run(out)
     plan = run["settings"]["sequential"]
-    assert (plan["looks"], plan["threshold"], plan["alpha_per_look"]) == ([2, 3], 0.2, 0.025)
+    assert (plan["looks"], plan["threshold"], plan["points"], plan["alpha_per_look"]) == ([2, 3], 0.2, 1, 0.025)
     records = [case["sequential"] for case in run["cases"]]
     assert records[0] == records[1] and records[0]["pairs"] in (2, 3)
     assert [len(case["repeats"]) for case in run["cases"]] == [records[0]["pairs"]] * 2  # stopped at its look
     compared = tribench("compare", str(out), "--env", "old", "--env", "new", "--format", "json", env=fake_env())
     verdict = json.loads(compared.stdout)
     assert verdict["settings"]["alpha"] == 0.025 and verdict["settings"]["threshold"] == 0.2
-    assert verdict["warnings"][0].startswith("sequential A/B run: judged at alpha 0.025 per look")
+    assert verdict["warnings"][0] == ("sequential A/B run: judged at alpha 0.025 (alpha 0.05 over 2 planned looks) "
+                                      "with 95.0% CIs, as the run stopped")
 
 
 def test_sequential_needs_two_interpreters():

@@ -13,6 +13,7 @@ from harness.runner import RunOptions, execute
 from harness.sequential import SequentialPlan, decision
 from harness.spec import CaseSpec
 from reports.compare import CompareSettings, compare_sides, point_id, sequential_settings, side_from_run
+from reports.stats_tests import adjust
 from tests.test_process_rule import _process
 
 PLAN = SequentialPlan(threshold=0.05, alpha=0.05, min_pairs=3, max_pairs=30)
@@ -24,6 +25,13 @@ def test_the_looks_grow_geometrically_and_share_alpha_evenly():
     assert SequentialPlan(min_pairs=4, max_pairs=4).looks == (4,)
     with pytest.raises(InvalidValue, match="2 <= --processes"):
         SequentialPlan(min_pairs=1)
+
+
+def test_points_share_the_alpha_so_compare_agrees_with_every_decision():
+    plan = SequentialPlan(min_pairs=3, max_pairs=30, points=4)
+    assert plan.alpha_per_look == pytest.approx(0.05 / (7 * 4)) and plan.compare_alpha == pytest.approx(0.05 / 7)
+    # a point decided at the run's level stays significant after compare's BH over the 4 points
+    assert adjust([plan.alpha_per_look, 0.5, 0.7, 0.9])[0] <= plan.compare_alpha
 
 
 def test_the_decision_is_taken_only_at_a_planned_look():
