@@ -52,6 +52,7 @@ DEFAULT_FAIL_ON = ("inconclusive",)  # a CI gate that cannot tell must not pass 
 CORRECTION = "benjamini-hochberg, one-sided, per direction"
 MIN_TAIL_PROCESSES = 5   # per side, before a p99 or a one-reading metric takes part in the verdict
 MIN_TAIL_STEPS = 100     # per process, before its p99 is more than its largest few steps
+MAX_DETECTABLE_LOG = math.log(100.0)  # a minimum detectable change past 100x is stated as "none detectable"
 IGNORED_SPEC_KEYS = ("env",)  # an environment label tells the sides apart; it is not a difference
 
 
@@ -386,13 +387,19 @@ def detectability(result: MetricResult, alpha: float, tests: int) -> str:
 
     margin = _margin(result)
     planning_se = upper_spread(result.standard_error, result.dof)  # not the optimistic measured one
-    result.min_detectable = math.expm1(min_detectable_log(planning_se, result.dof, margin, alpha, tests))
+    detectable_log = min_detectable_log(planning_se, result.dof, margin, alpha, tests)
     result.processes_needed = processes_needed(upper_spread(result.spread, result.dof), margin,
                                                math.log1p(result.resolve), alpha, tests)
     sides = (f"{result.n_base} processes per side" if result.n_base == result.n_head
              else f"{result.n_base} base and {result.n_head} head processes")
-    sentence = (f"with {sides} and {_plain_pct(result.spread)} spread between processes, changes under "
-                f"{_plain_pct(result.min_detectable)} cannot be told from noise")
+    if detectable_log > MAX_DETECTABLE_LOG:  # so few degrees of freedom that no plausible change is detectable
+        result.min_detectable = None
+        sentence = (f"with {sides} and {_plain_pct(result.spread)} spread between processes, the spread itself is "
+                    f"too uncertain for any change under {math.exp(MAX_DETECTABLE_LOG):g}x to be told from noise")
+    else:
+        result.min_detectable = math.expm1(detectable_log)
+        sentence = (f"with {sides} and {_plain_pct(result.spread)} spread between processes, changes under "
+                    f"{_plain_pct(result.min_detectable)} cannot be told from noise")
     if result.processes_needed is not None:
         return f"{sentence}; about {result.processes_needed} processes per side would resolve " \
                f"{_plain_pct(result.resolve)}"

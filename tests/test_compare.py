@@ -375,3 +375,12 @@ def test_the_cli_imports_no_numerics_until_a_command_needs_them():
             "print(','.join(m for m in ('numpy', 'scipy', 'pandas', 'plotly') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ""
+
+
+def test_two_wildly_different_processes_per_side_state_that_no_plausible_change_is_detectable():
+    rng = np.random.default_rng(16)
+    base = [rb.case([rb.repeat(rb.lognormal(rng, 60, m), index=i) for i, m in enumerate((0.01, 0.02))])]
+    head = [rb.case([rb.repeat(rb.lognormal(rng, 60, m), index=i) for i, m in enumerate((0.011, 0.03))])]
+    throughput = _compare(base, head).cases[0].metrics[0]
+    assert (throughput.verdict, throughput.min_detectable) == ("inconclusive", None)
+    assert "the spread itself is too uncertain for any change under 100x to be told from noise" in throughput.reason

@@ -59,3 +59,11 @@ def test_the_interval_covers_the_true_median_about_95_percent_of_the_time(proces
         result = estimate([list(run) for run in runs])
         hits += result.ci_low <= truth <= result.ci_high
     assert 0.92 <= hits / trials <= 0.98
+
+
+def test_the_coverage_script_groups_processes_across_the_window_or_side_by_side():
+    from benchmarks.ci_coverage import groups
+
+    processes = [[float(index)] for index in range(7)]
+    assert groups(processes, 3, strided=True) == [[[0.0], [2.0], [4.0]], [[1.0], [3.0], [5.0]]]
+    assert groups(processes, 3, strided=False) == [[[0.0], [1.0], [2.0]], [[3.0], [4.0], [5.0]]]
