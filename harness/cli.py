@@ -70,8 +70,8 @@ def run(
                                     help="With two --python: run each case point's sides in random-order pairs "
                                          "of processes until compare's verdict is decided (at least --processes, "
                                          "default 3; at most --max-processes, default 30, pairs)."),
-    threshold: str = typer.Option("5%", "--threshold",
-                                  help="With --sequential: the smallest change that counts, e.g. 3%."),
+    threshold: str | None = typer.Option(None, "--threshold",
+                                         help="With --sequential: the smallest change that counts (default 5%)."),
     min_time: float = typer.Option(1.0, help="Minimum measured seconds per process."),
     max_time: float = typer.Option(10.0, help="Measurement budget in seconds per process."),
     min_steps: int = typer.Option(10, help="Minimum measured steps per process."),
@@ -149,7 +149,11 @@ def run(
     options = replace(options, scaling=scaling, cluster=cluster, max_processes=max_processes,
                       process_target_ci=target_ci, case_budget_s=case_budget)
     if sequential:
-        options = _sequential_options(options, pythons, threshold, points=len({spec.point_id for spec in specs}))
+        options = _sequential_options(options, pythons, threshold or "5%",
+                                      points=len({spec.point_id for spec in specs}))
+    elif threshold is not None:
+        raise InvalidValue("--threshold sets the sequential A/B rule; add --sequential (compare takes its own "
+                           "--threshold)")
     if steps is not None:
         warmup = 10 if warmup_steps is None else warmup_steps
         options = replace(options, timing=options.timing.with_fixed_steps(steps, warmup))

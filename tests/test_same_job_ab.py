@@ -121,7 +121,10 @@ def test_a_sequential_run_stops_each_point_at_a_look_and_compare_judges_it_as_ru
                                       "with 95.0% CIs, as the run stopped")
 
 
-def test_sequential_needs_two_interpreters():
+def test_sequential_needs_two_interpreters_and_its_threshold_needs_it():
     done = tribench("run", "--backend", "fake", "--sequential", env=fake_env())
     assert (done.returncode, done.stderr.strip()) == (
         2, "error: --sequential compares two interpreters: give --python A=PATH --python B=PATH")
+    done = tribench("run", "--backend", "fake", "--threshold", "3%", env=fake_env())
+    assert (done.returncode, done.stderr.strip()) == (
+        2, "error: --threshold sets the sequential A/B rule; add --sequential (compare takes its own --threshold)")
