@@ -33,16 +33,26 @@ class BackendEntry:
     # A framework-free module whose ``worker_env(spec, base) -> dict`` adds variables to the worker's
     # environment before the framework is imported there (e.g. JAX's forced host device count).
     worker_env: str | None = None
+    # What each compile mode (harness.spec.COMPILE_MODES) runs in this framework, in a few words: recorded in
+    # every case (``execution``), shown under tables and by ``tribench list backends``.
+    compile_modes: tuple[tuple[str, str], ...] = ()
 
 
 _BUILTIN = (
-    BackendEntry("torch", "backends.torch.adapter", ("torch",), "pip install -e '.[torch]'"),
+    BackendEntry("torch", "backends.torch.adapter", ("torch",), "pip install -e '.[torch]'", compile_modes=(
+        ("native", "eager PyTorch"), ("compiled", "torch.compile (TorchInductor)"),
+        ("op-by-op", "eager PyTorch (the same as native)"))),
     BackendEntry(
         "tensorflow", "backends.tensorflow.adapter", ("tensorflow", "keras"),
-        "pip install -e '.[tensorflow]'", launch="single-process",
+        "pip install -e '.[tensorflow]'", launch="single-process", compile_modes=(
+            ("native", "tf.function graph (no XLA; on a TPU, XLA as every function)"),
+            ("compiled", "tf.function(jit_compile=True) (XLA)"),
+            ("op-by-op", "eager TensorFlow, no tf.function")),
     ),
     BackendEntry("jax", "backends.jax.adapter", ("jax", "flax", "optax"), "pip install -e '.[jax]'",
-                 launch="single-process", worker_env="backends.jax.launch"),
+                 launch="single-process", worker_env="backends.jax.launch", compile_modes=(
+                     ("native", "jax.jit (XLA)"), ("compiled", "jax.jit (XLA; the same program as native)"),
+                     ("op-by-op", "no jax.jit: every op dispatched on its own"))),
 )
 
 EXTRA_ENV = "TRIBENCH_EXTRA_BACKENDS"
@@ -87,6 +97,13 @@ def worker_env(spec, base: dict[str, str]) -> dict[str, str]:
     """The variables backend ``spec.backend`` needs set in its worker before its framework loads."""
     module = entry(spec.backend).worker_env
     return importlib.import_module(module).worker_env(spec, base) if module else {}
+
+
+def compile_meanings(name: str) -> dict[str, str]:
+    """compile mode -> what backend ``name`` runs under it (empty for a backend that does not say, or is unknown
+    here: an old run file's backend, say)."""
+    known = entries().get(name)
+    return dict(known.compile_modes) if known else {}
 
 
 def get(name: str):

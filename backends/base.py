@@ -77,6 +77,10 @@ class Session(Protocol):
 
 @runtime_checkable
 class Backend(Protocol):
+    """A framework's adapter. It MAY also set ``preload_modules``: modules its cases import lazily that a
+    fork server (``harness.fork_server``) imports once before forking, beside the framework itself. Only
+    modules whose import starts no thread and touches no device belong there."""
+
     name: str
 
     def availability(self) -> Availability:

@@ -8,7 +8,7 @@ interleaved pairs of processes until each point is decided, and ``tribench compa
 the file. The planted case should come out ``regressed``; the others ``unchanged`` or
 ``inconclusive`` (never ``regressed`` at more than the false-alarm rate).
 
-    python benchmarks/planted_slowdown.py --slowdown 10% --case torch/cnn-tiny/infer/bs32/fp32/eager/cpu
+    python benchmarks/planted_slowdown.py --slowdown 10% --case torch/cnn-tiny/infer/bs32/fp32/native/cpu
 
 The tool is for validating tribench itself; nothing in the measured product path knows of it.
 """
@@ -63,7 +63,7 @@ if os.environ.get("TRIBENCH_PLANT_CASE") and sys.argv[:1] == ["-m"]:  # a module
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slowdown", default="10%", help="the planted slowdown of the case's steps, e.g. 10%%")
-    parser.add_argument("--case", default="torch/cnn-tiny/infer/bs32/fp32/eager/cpu",
+    parser.add_argument("--case", default="torch/cnn-tiny/infer/bs32/fp32/native/cpu",
                         help="the case point to slow down (its id without an env label)")
     parser.add_argument("--workload", default="cnn,rnn", help="workloads of the run (torch, tiny, infer)")
     parser.add_argument("--threshold", default="5%", help="compare's threshold for the sequential rule")

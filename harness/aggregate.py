@@ -34,9 +34,11 @@ def converged(repeat: dict[str, Any]) -> bool:
 
 
 def used_processes(ok: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The processes the estimate is made from: the undisturbed ones, or all when every one was disturbed."""
+    """The processes the estimate is made from: the undisturbed ones, or all when fewer than two would be left
+    of two or more (one process gives only a within-process CI: its spread across processes would be lost,
+    so the disturbed ones stay in, flagged, rather than hide it)."""
     calm = [r for r in ok if not is_disturbed(r)]
-    return calm or ok
+    return calm if len(calm) >= min(2, len(ok)) else ok
 
 
 def used_results(case: dict[str, Any]) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ User mistakes are ``TribenchError``s: one line on stderr, exit code 2.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import signal
@@ -58,9 +59,9 @@ def run(
     precision: str | None = typer.Option(None, help="Precisions: fp32,bf16,fp16."),
     compile: str | None = typer.Option(None, help="Compile modes: eager,compiled."),
     device: str | None = typer.Option(None, help="Devices: cpu,gpu,tpu,mps,auto (auto = best available)."),
-    repeats: int = typer.Option(1, "--processes", "--repeats", min=1,
-                                help="Fresh processes every case gets (the unit of every CI; 3 or more let "
-                                     "compare judge a change)."),
+    repeats: int = typer.Option(3, "--processes", "--repeats", min=1,
+                                help="Processes every case gets, interleaved (the unit of every CI; 3 or more "
+                                     "let compare judge a change; 1 gives only a within-process CI)."),
     max_processes: int = typer.Option(0, "--max-processes", min=0,
                                       help="Adaptive: add processes to a case until its across-process CI is "
                                            "within --target-ci, up to this many (0: exactly --processes)."),
@@ -72,13 +73,15 @@ def run(
                                          "default 3; at most --max-processes, default 30, pairs)."),
     threshold: str | None = typer.Option(None, "--threshold",
                                          help="With --sequential: the smallest change that counts (default 5%)."),
-    min_time: float = typer.Option(1.0, help="Minimum measured seconds per process."),
+    min_time: float = typer.Option(0.5, help="Minimum measured seconds per process (processes can be short: the "
+                                             "CI comes from their spread)."),
     max_time: float = typer.Option(10.0, help="Measurement budget in seconds per process."),
     min_steps: int = typer.Option(10, help="Minimum measured steps per process."),
     target_ci: float = typer.Option(0.02, help="Adaptive (--max-processes): stop adding processes once the 95% CI "
                                                "across processes is within this fraction."),
-    step_target_ci: float = typer.Option(0.02, help="A process stops measuring once the CI of its own median "
-                                                    "is within this fraction."),
+    step_target_ci: float = typer.Option(0.05, help="A process stops measuring once the CI of its own median "
+                                                    "is within this fraction (its noise is part of the spread "
+                                                    "across processes, which makes the case's CI)."),
     timeout: float = typer.Option(600.0, help="Seconds before a worker process is killed (status timeout)."),
     output: Path | None = typer.Option(None, help="Run file to write (default results/run-<id>.json)."),
     tag: list[str] = typer.Option([], help="KEY=VALUE label stored in the run file; repeatable."),
@@ -114,15 +117,18 @@ def run(
                                      "exactly --warmup-steps warm-up steps (no adaptive stopping)."),
     warmup_steps: int | None = typer.Option(None, "--warmup-steps", min=0,
                                             help="Warm-up steps with --steps (default 10)."),
+    fork_server: bool = typer.Option(True, "--fork-server/--fresh-interpreters",
+                                     help="Fork each single-device CPU process from a per-framework server that "
+                                          "imported the framework once (the run file says what was shared), or "
+                                          "start every process as a fresh interpreter."),
 ) -> None:
     """Run a suite (default: smoke) and write a run file."""
     from harness.ab import parse_pythons
     from harness.cluster import resolve
-    from harness.peak import store_in_run
+    from harness.fork_pool import ForkServerPool
     from harness.results import new_run_id
-    from harness.run import default_output, run_cases, start_run
-    from reports.cli_report import after_run
-    from reports.table import summary_table
+    from harness.run import default_output
+    from harness.runner import worker_environment
 
     if timeout <= 0:
         raise InvalidValue(f"--timeout must be above 0 seconds, got {timeout}")
@@ -161,8 +167,23 @@ def run(
         raise InvalidValue("--warmup-steps counts the warm-up of --steps; give --steps N too")
     if cluster:  # every host must launch the same cases in the same order (harness.cluster)
         options = replace(options, order_seed=0)
+    with contextlib.ExitStack() as stack:
+        if fork_server:
+            options = replace(options, fork_servers=stack.enter_context(ForkServerPool(worker_environment())))
+        _run_and_report(path, specs, options, run_id, parse_tags(tag), measure_peak=measure_peak, report=report,
+                        profile=profile)
+
+
+def _run_and_report(path: Path, specs: list, options, run_id: str, tags: dict[str, str], *, measure_peak: bool,
+                    report: bool, profile: bool) -> None:
+    """Plan, run every case with progress, print the summary table and where the files are."""
+    from harness.peak import store_in_run
+    from harness.run import run_cases, start_run
+    from reports.cli_report import after_run
+    from reports.table import summary_table
+
     with err.status("checking backends and devices…"):
-        run_file, planned = start_run(path, specs, options, parse_tags(tag), sys.argv, run_id)
+        run_file, planned = start_run(path, specs, options, tags, sys.argv, run_id)
     with err.status("measuring device peaks…" if measure_peak else "looking up cached device peaks…"):
         store_in_run(run_file, planned, measure=measure_peak)  # environment["peaks"], for MFU
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
@@ -305,6 +326,21 @@ def _list_backends() -> None:
         table.add_row(info.name, "yes" if info.installed else "[red]missing[/]", info.version or "-",
                       ", ".join(info.devices) or "-", escape("\n".join(notes)))
     out.print(table)
+    out.print(_compile_modes_table())
+
+
+def _compile_modes_table() -> Table:
+    """What each compile mode (--compile) runs in each backend, from the registry (no framework imported)."""
+    import backends
+    from harness.spec import COMPILE_MODES
+
+    table = Table(title="compile modes (--compile; default native)")
+    names = backends.names()
+    for column in ("mode", *names):
+        table.add_column(column, overflow="fold")
+    for mode in COMPILE_MODES:
+        table.add_row(mode, *(escape(backends.compile_meanings(name).get(mode, "-")) for name in names))
+    return table
 
 
 def _list_devices() -> None:

@@ -208,7 +208,7 @@ def _wait_all(ranks: list[subprocess.Popen], outputs: list[Path],
 def run_distributed(spec: CaseSpec, options: Any) -> dict[str, Any]:
     """All ranks of ``spec`` (``runner.RunOptions``), each running the same counted steps (``lockstep``);
     always returns one process result."""
-    from harness.runner import _worker_env, tail
+    from harness.runner import tail, worker_environment
 
     options = lockstep(options)
     with tempfile.TemporaryDirectory(prefix="tribench-dp-") as folder:
@@ -219,7 +219,7 @@ def run_distributed(spec: CaseSpec, options: Any) -> dict[str, Any]:
                                        "energy": energy, "profile": None}))
         started = time.perf_counter()
         ranks = _start_ranks([options.python_for(spec.env), "-m", "harness.worker", str(request)], outputs,
-                             _worker_env(), options)
+                             worker_environment(), options)
         try:
             stderrs, stopped = _wait_all(ranks, outputs, options.timeout_s)
         except BaseException:  # Ctrl-C or SIGTERM while waiting: take every rank down with us

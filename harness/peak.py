@@ -103,13 +103,13 @@ def peak_module(backend: str) -> str:
 def measure_in_subprocess(backend: str, devices: list[str], options: PeakOptions,
                           python: str = sys.executable, timeout_s: float = PEAK_TIMEOUT_S) -> dict[str, dict[str, Any]]:
     """Measure ``devices`` through ``backend`` in a fresh process; device -> record (or {"error": ...})."""
-    from harness.runner import _worker_env, tail
+    from harness.runner import tail, worker_environment
 
     with tempfile.TemporaryDirectory(prefix="tribench-peak-") as folder:
         request, output = Path(folder, "in.json"), Path(folder, "out.json")
         request.write_text(json.dumps({"backend": backend, "devices": devices, "options": options.to_dict()}))
         try:
-            done = subprocess.run([python, "-m", "harness.peak", str(request), str(output)], env=_worker_env(),
+            done = subprocess.run([python, "-m", "harness.peak", str(request), str(output)], env=worker_environment(),
                                   capture_output=True, text=True, errors="replace", timeout=timeout_s)
         except subprocess.TimeoutExpired:
             return {device: {"error": f"peak measurement took over {timeout_s:g} s"} for device in devices}

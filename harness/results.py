@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import backends
 from harness import __version__
 from harness.aggregate import case_metrics, case_status, workload_facts
 from harness.errors import OutputPathError, ResultFileError
@@ -94,6 +95,9 @@ class RunFile:
             if case["id"] == spec.id:
                 return case
         case = {"id": spec.id, "spec": spec.to_dict(), "workload": workload_facts(spec)}
+        execution = backends.compile_meanings(spec.backend).get(spec.compile)
+        if execution:  # what the compile mode ran in this framework (a backend that does not say: nothing)
+            case["execution"] = execution
         self.data["cases"].append(case)
         return case
 

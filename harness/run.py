@@ -9,9 +9,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import backends
 from backends.base import Availability
 from harness import availability, environment
 from harness.errors import BackendUnavailable
+from harness.fork_pool import FRESH, SHARED, accelerator_present
 from harness.planner import PlannedCase, plan
 from harness.probes.baseline import measure_idle
 from harness.results import RunFile, check_writable
@@ -38,25 +40,26 @@ def start_run(output: Path, specs: list[CaseSpec], options: RunOptions, tags: di
               command: list[str], run_id: str) -> tuple[RunFile, list[PlannedCase]]:
     """Plan, capture the environment and create the (empty) run file on disk."""
     check_writable(output)
+    ask = _availability_asker(options)
+
     def query(spec: CaseSpec) -> Availability:
-        return availability.query(spec.backend, options.python_for(spec.env))
+        return ask(spec.backend, options.python_for(spec.env))
 
     planned = plan_or_refuse(specs, query)
     used = sorted({case.spec.backend for case in planned})
-    frameworks = {name: availability.query(name, options.python).to_dict() for name in used}
+    frameworks = {name: ask(name, options.python).to_dict() for name in used}
     settings = {"timing": options.timing.to_dict(), "repeats": options.repeats, "timeout_s": options.timeout_s,
                 "processes": {"min": options.repeats, "max": options.process_cap,
                               "target_ci": options.process_target_ci if options.max_processes else None,
                               "case_budget_s": options.case_budget_s if options.max_processes else None,
-                              "shared_between_processes": "nothing: each process is a fresh interpreter that "
-                                                          "imports its framework and builds its model afresh"},
+                              "shared_between_processes": shared_between_processes(options)},
                 "energy": {k: v for k, v in options.energy.to_dict().items() if k != "baselines"}}
     if options.cluster:  # a multi-host run: this file holds this host's ranks (tribench merge joins them)
         settings["cluster"] = options.cluster.to_dict()
     env = environment.capture(frameworks)
     if options.pythons:  # same-job A/B: each interpreter's own framework versions
         env["envs"] = {label: {"python": python, "frameworks": {
-            name: availability.query(name, python).to_dict() for name in used}}
+            name: ask(name, python).to_dict() for name in used}}
             for label, python in options.pythons.items()}
         settings["envs"] = dict(options.pythons)
         settings["ab_order_seed"] = options.order_seed
@@ -65,6 +68,30 @@ def start_run(output: Path, specs: list[CaseSpec], options: RunOptions, tags: di
     run_file = RunFile(output, env, settings, tags, command, run_id)
     run_file.save()
     return run_file, planned
+
+
+def shared_between_processes(options: RunOptions) -> str:
+    """What the run's measured processes shared, in words for the run file (``harness.fork_pool``)."""
+    if options.fork_servers is None:
+        return FRESH
+    return (f"single-device CPU processes: {SHARED}. Every other process (accelerator, data-parallel, "
+            f"multi-host, profiled): {FRESH}")
+
+
+def _availability_asker(options: RunOptions) -> Callable[[str, str], Availability]:
+    """Availability per (backend, interpreter), asked once: of a forked child of the backend's fork server
+    when the run has them and the machine shows no accelerator, else of a fresh interpreter."""
+    answers: dict[tuple[str, str], Availability] = {}
+    pool = options.fork_servers if options.fork_servers is not None and not accelerator_present() else None
+
+    def ask(name: str, python: str) -> Availability:
+        if (name, python) not in answers:
+            forked = pool.availability(python, name) if pool is not None and backends.is_installed(name) else None
+            answers[name, python] = (Availability.from_dict(forked) if forked is not None
+                                     else availability.query(name, python))
+        return answers[name, python]
+
+    return ask
 
 
 def idle_baseline(run_file: RunFile, planned: list[PlannedCase], options: RunOptions) -> RunOptions:
@@ -82,6 +109,8 @@ def run_cases(run_file: RunFile, planned: list[PlannedCase], options: RunOptions
     try:
         options = idle_baseline(run_file, planned, options)
         execute(planned, run_file, options, on_result)
+        if options.fork_servers is not None and options.fork_servers.failures:  # those cases ran fresh
+            run_file.data["settings"]["fork_server_failures"] = dict(options.fork_servers.failures)
         if any(case.spec.total_devices > 1 for case in planned):
             from harness.distributed import add_scaling
 

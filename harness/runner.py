@@ -17,8 +17,11 @@ process wall time is spent. A process flagged as disturbed (``harness.probes.dis
 not count as usable: the adaptive rule gives the case a fresh one instead (at most twice the
 process cap in launches, within the case budget). Counted runs (no ``max_processes``, and every
 multi-host run) launch exactly ``repeats`` processes: a disturbed one is flagged and left out of
-the estimate while undisturbed ones exist, but not replaced.
-Nothing is shared between measured processes: each imports its framework afresh.
+the estimate while two or more undisturbed ones remain, but not replaced.
+With ``fork_servers`` (the CLI's default), a single-device CPU process is forked from a server that
+imported its framework once (``harness.fork_pool``): processes share that import and nothing else.
+Without, each process is a fresh interpreter that imports its framework afresh. Every process result
+says which (``launch``).
 
 A sequential same-job A/B (``sequential``, ``harness.sequential``) replaces the CI target with a
 decision per case point: both sides keep getting a process per round, in a fresh random order,
@@ -40,6 +43,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.fork_pool import FRESH, ForkServer, ForkServerPool, ServerGone
 from harness.planner import PlannedCase
 from harness.probes.energy import EnergySettings
 from harness.profiling import ProfileOptions
@@ -73,6 +77,7 @@ class RunOptions:
     scaling: bool = False  # --scaling: the run has 1, 2, 4, ... devices of each data-parallel point
     cluster: Cluster | None = None  # --nodes M > 1: this host's place in a multi-host run
     launch_index: int = 0  # which case process of the run this is (a multi-host case's rendezvous port)
+    fork_servers: ForkServerPool | None = None  # fork eligible processes from per-backend servers (None: fresh)
 
     @property
     def process_cap(self) -> int:
@@ -97,7 +102,7 @@ def _describe_exit(code: int) -> str:
     return f"exited with code {code}"
 
 
-def _worker_env() -> dict[str, str]:
+def worker_environment() -> dict[str, str]:
     env = dict(os.environ)
     paths = [str(PROJECT_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
@@ -124,8 +129,15 @@ def run_process(spec: CaseSpec, options: RunOptions) -> dict[str, Any]:
         if distributed.launch_of(spec) == "process-per-device":
             return distributed.run_distributed(spec, options)
         return distributed.single_process_result(spec, _run_worker(spec, *distributed.single_process_launch(
-            spec, options, _worker_env())))
-    return _run_worker(spec, options, _worker_env())
+            spec, options, worker_environment())))
+    if forkable(spec, options):
+        server = options.fork_servers.server(options.python_for(spec.env), spec.backend)
+        if server is not None:
+            try:
+                return _run_forked(server, spec, options)
+            except ServerGone as gone:  # the process runs again in a fresh interpreter, below
+                options.fork_servers.forget(server, str(gone))
+    return _run_worker(spec, options, worker_environment())
 
 
 def _request(spec: CaseSpec, options: RunOptions) -> dict[str, Any]:
@@ -156,15 +168,42 @@ def _run_worker(spec: CaseSpec, options: RunOptions, env: dict[str, str]) -> dic
             raise
         finally:
             _kill_group(process)  # anything the worker left behind in its session
-        wall = time.perf_counter() - started
-        base = {"wall_s": wall, "exit_code": process.returncode, "stderr_tail": tail(stderr or ""),
-                "python": options.python_for(spec.env)}
-        if timed_out:
-            return {**base, "status": "timeout", "error": f"timed out after {options.timeout_s:g} s"}
-        if output.exists():
-            return {**base, **json.loads(output.read_text())}
-        return {**base, "status": "failed",
-                "error": f"worker {_describe_exit(process.returncode)}: {tail(stderr or '', 1) or 'no stderr'}"}
+        return _process_result(output, process.returncode, stderr or "", time.perf_counter() - started,
+                               timed_out, spec, options, {"method": "fresh-interpreter", "shared": FRESH})
+
+
+def _run_forked(server: ForkServer, spec: CaseSpec, options: RunOptions) -> dict[str, Any]:
+    """One process of ``spec`` forked from its backend's server (``harness.fork_pool``); the same result."""
+    with tempfile.TemporaryDirectory(prefix="tribench-") as folder:
+        request, output = Path(folder, "in.json"), Path(folder, "out.json")
+        request.write_text(json.dumps(_request(spec, options)))
+        started = time.perf_counter()
+        outcome = server.run({"kind": "case", "input": str(request), "output": str(output)}, options.timeout_s)
+        return _process_result(output, outcome.code, outcome.stderr, time.perf_counter() - started,
+                               outcome.timed_out, spec, options, server.launch_record())
+
+
+def _process_result(output: Path, code: int | None, stderr: str, wall: float, timed_out: bool,
+                    spec: CaseSpec, options: RunOptions, launch: dict[str, Any]) -> dict[str, Any]:
+    base = {"wall_s": wall, "exit_code": code, "stderr_tail": tail(stderr),
+            "python": options.python_for(spec.env), "launch": launch}
+    if timed_out:
+        return {**base, "status": "timeout", "error": f"timed out after {options.timeout_s:g} s"}
+    if output.exists():
+        return {**base, **json.loads(output.read_text())}
+    return {**base, "status": "failed",
+            "error": f"worker {_describe_exit(code)}: {tail(stderr, 1) or 'no stderr'}"}
+
+
+def forkable(spec: CaseSpec, options: RunOptions) -> bool:
+    """Whether this process of ``spec`` may be forked from a server (see ``harness.fork_pool``).
+
+    CPU only: forking a framework that has loaded a GPU or TPU driver is unsafe, and we have not
+    verified that import alone never does. Data-parallel and multi-host cases set variables before
+    their framework loads; a profiled process keeps the profiler's threads away from any fork.
+    """
+    return (options.fork_servers is not None and spec.total_devices == 1 and spec.device == "cpu"
+            and options.profile is None and options.cluster is None)
 
 
 def skipped_result(reason: str) -> dict[str, Any]:

@@ -18,7 +18,14 @@ from harness.errors import InvalidChoice, InvalidValue
 SIZES = ("tiny", "small", "standard")
 MODES = ("train", "infer")
 PRECISIONS = ("fp32", "bf16", "fp16")
-COMPILE_MODES = ("eager", "compiled")
+# native: each framework as its users run it (PyTorch eager, TensorFlow tf.function, JAX jit); compiled: whole-program
+# compilation; op-by-op: every op dispatched on its own. What each means per backend: backends.compile_meanings.
+COMPILE_MODES = ("native", "compiled", "op-by-op")
+RETIRED_COMPILE_MODES = {
+    "eager": "compile mode 'eager' meant different things per framework and was replaced: use native (each "
+             "framework as its users run it: PyTorch eager, TensorFlow tf.function, JAX jit) or op-by-op (every op "
+             "dispatched on its own); valid choices: " + ", ".join(COMPILE_MODES),
+}
 DEVICES = ("cpu", "gpu", "tpu", "mps")
 DEVICE_CHOICES = DEVICES + ("auto",)
 
@@ -31,7 +38,7 @@ class CaseSpec:
     mode: str
     batch_size: int
     precision: str = "fp32"
-    compile: str = "eager"
+    compile: str = "native"
     device: str = "cpu"
     env: str = ""          # the interpreter's label in a same-job A/B run (``--python A=... --python B=...``)
     devices: int = 1       # data-parallel devices per node (issue 8); batch_size is per device

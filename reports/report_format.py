@@ -71,7 +71,8 @@ def quality_flags(step: dict[str, Any]) -> list[str]:
 
     "k/n not converged": k of the n processes in the estimate ran out of time or steps before their
     own CI met its target; "not steady": their warm-up never settled; "disturbed": the OS or their
-    own step times showed a disturbed machine (left out of the estimate unless every one was).
+    own step times showed a disturbed machine (left out of the estimate while two or more undisturbed ones
+    remain; else kept, so that the CI stays one across processes).
     """
     quality = step.get("quality") or {}
     used = quality.get("processes")
@@ -79,6 +80,20 @@ def quality_flags(step: dict[str, Any]) -> list[str]:
                                                                  ("not_steady", "not steady"))
              if quality.get(key)]
     if quality.get("disturbed"):
-        kept = "kept: all were" if quality.get("disturbed_used") else "left out"
+        kept = "kept: too few calm" if quality.get("disturbed_used") else "left out"
         flags.append(f"{quality['disturbed']}/{quality.get('ok_processes')} disturbed, {kept}")
     return flags
+
+
+def execution_legend(cases: list[dict[str, Any]]) -> list[str]:
+    """One line per compile mode in ``cases``: what each backend ran under it (the cases' ``execution``).
+
+    Cases of old run files carry no ``execution`` and add nothing: a legend never guesses.
+    """
+    meanings: dict[str, dict[str, str]] = {}
+    for case in cases:
+        spec, execution = case.get("spec") or {}, case.get("execution")
+        if execution and spec.get("compile") and spec.get("backend"):
+            meanings.setdefault(spec["compile"], {}).setdefault(spec["backend"], execution)
+    return [f"{mode}: " + "; ".join(f"{backend} = {text}" for backend, text in backends.items())
+            for mode, backends in meanings.items()]

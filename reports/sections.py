@@ -15,7 +15,7 @@ from reports import charts as chart_kinds
 from reports import units
 from reports.charts import NOISE_WARNING, Chart
 from reports.dataset import ReportData, Run, fingerprint_differences
-from reports.report_format import ci_basis_meaning, ci_basis_text, ci_text, number, whole
+from reports.report_format import ci_basis_meaning, ci_basis_text, ci_text, execution_legend, number, whole
 from reports.report_format import missing as _missing
 
 STATUS_CLASS = {"ok": "ok", "skipped": "skipped", "failed": "failed", "timeout": "failed"}
@@ -212,11 +212,21 @@ def throughput_section(data: ReportData) -> Section:
                       "median (it needs at least 6). Raise <code>--min-steps</code> or <code>--max-time</code>.",
                       "info")
     body = ("<p>Throughput is batch size / median step time. Error bars are the 95% confidence interval of the "
-            "median step time (distribution-free, from the raw samples) turned into throughput.</p>"
-            + note + "".join(chart_div(c) for c in charts) + (chart_div(relative) if relative else ""))
+            "case's median step time across its processes (with one process, that process's own CI of its median, "
+            "which says nothing about how fresh processes differ), turned into throughput.</p>"
+            + _execution_legend(data) + note + "".join(chart_div(c) for c in charts)
+            + (chart_div(relative) if relative else ""))
     if not charts:
         body += notice("no case finished, so there is no throughput to show", "info")
     return Section("throughput", "Throughput", body, charts + ([relative] if relative else []))
+
+
+def _execution_legend(data: ReportData) -> str:
+    """What each compile mode ran per backend, from the cases' ``execution`` (nothing for old run files)."""
+    lines = execution_legend([case for run in data.runs for case in run.data.get("cases", [])])
+    if not lines:
+        return ""
+    return '<p>Compile modes:</p><ul class="legend">' + "".join(f"<li>{e(line)}</li>" for line in lines) + "</ul>"
 
 
 def latency_section(data: ReportData) -> Section:

@@ -16,6 +16,7 @@ from harness.spec import (
     DEVICE_CHOICES,
     MODES,
     PRECISIONS,
+    RETIRED_COMPILE_MODES,
     SIZES,
     CaseSpec,
     check_choice,
@@ -34,7 +35,7 @@ class Matrix:
     modes: tuple[str, ...] = ("train", "infer")
     batch_sizes: tuple[int, ...] = (32,)
     precisions: tuple[str, ...] = ("fp32",)
-    compile: tuple[str, ...] = ("eager",)
+    compile: tuple[str, ...] = ("native",)
     devices: tuple[str, ...] = ("auto",)
     description: str = field(default="", compare=False)
 
@@ -51,6 +52,8 @@ class Matrix:
             ("device", DEVICE_CHOICES),
         ):
             for value in getattr(self, _AXIS_FIELDS[axis]):
+                if axis == "compile mode" and value in RETIRED_COMPILE_MODES:
+                    raise InvalidValue(RETIRED_COMPILE_MODES[value])
                 check_choice(axis, value, choices)
         sizes = tuple(parse_batch_size(value) for value in self.batch_sizes)
         for axis in _AXIS_FIELDS.values():

@@ -41,7 +41,7 @@ from reports.synthetic import (
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SILENT = NoiseModel(within_sigma=0.0, between_sigma=0.0)
-RNN_TRAIN = "torch/rnn-tiny/train/bs32/fp32/eager/cpu"
+RNN_TRAIN = "torch/rnn-tiny/train/bs32/fp32/native/cpu"
 
 
 def all_samples(case: dict) -> list[float]:

@@ -38,6 +38,17 @@ def test_list_backends_shows_missing_ones_with_the_install_command(fake_framewor
     assert "9.9" in lines["torch"] and "cpu" in lines["jax"]
 
 
+def test_list_backends_says_what_each_compile_mode_runs_in_each_framework(fake_frameworks):
+    result = runner.invoke(cli.app, ["list", "backends"], terminal_width=250)
+    assert result.exit_code == 0
+    rows = {line.split("│")[1].strip(): [cell.strip() for cell in line.split("│")[2:-1]]
+            for line in result.stdout.splitlines() if line.count("│") == 5}
+    assert rows["native"] == ["eager PyTorch", "tf.function graph (no XLA; on a TPU, XLA as every function)",
+                              "jax.jit (XLA)"]
+    assert rows["op-by-op"] == ["eager PyTorch (the same as native)", "eager TensorFlow, no tf.function",
+                                "no jax.jit: every op dispatched on its own"]
+
+
 def test_list_devices(fake_frameworks):
     result = runner.invoke(cli.app, ["list", "devices"], terminal_width=200)
     assert result.exit_code == 0

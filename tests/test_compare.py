@@ -67,14 +67,14 @@ def test_every_verdict_category_is_produced():
     comparison = _compare(*every_category_runs())
     verdicts = {case.id: case.verdict for case in comparison.cases}
     assert verdicts == {
-        "torch/cnn-tiny/train/bs32/fp32/eager/cpu": "regressed",
-        "torch/cnn-tiny/infer/bs32/fp32/eager/cpu": "improved",
-        "torch/transformer-tiny/train/bs32/fp32/eager/cpu": "unchanged",
-        "torch/transformer-tiny/infer/bs32/fp32/eager/cpu": "inconclusive",
-        "torch/rnn-tiny/train/bs32/fp32/eager/cpu": "not-comparable",
-        "torch/rnn-tiny/infer/bs32/fp32/eager/cpu": "failed",
-        "torch/rnn-small/train/bs32/fp32/eager/cpu": "missing",
-        "torch/rnn-small/infer/bs32/fp32/eager/cpu": "new",
+        "torch/cnn-tiny/train/bs32/fp32/native/cpu": "regressed",
+        "torch/cnn-tiny/infer/bs32/fp32/native/cpu": "improved",
+        "torch/transformer-tiny/train/bs32/fp32/native/cpu": "unchanged",
+        "torch/transformer-tiny/infer/bs32/fp32/native/cpu": "inconclusive",
+        "torch/rnn-tiny/train/bs32/fp32/native/cpu": "not-comparable",
+        "torch/rnn-tiny/infer/bs32/fp32/native/cpu": "failed",
+        "torch/rnn-small/train/bs32/fp32/native/cpu": "missing",
+        "torch/rnn-small/infer/bs32/fp32/native/cpu": "new",
     }
     reasons = {case.verdict: case.reason for case in comparison.cases}
     assert reasons["not-comparable"] == "spec differs: pipeline: 'synthetic' -> 'real'"
@@ -258,7 +258,7 @@ def test_sides_from_environment_labels_in_one_run_join_on_a_key():
     base = side_from_run(run, "ab.json", "A", env="A", key=point_id)
     head = side_from_run(run, "ab.json", "B", env="B", key=point_id)
     assert [(key, b is not None, h is not None) for key, b, h in join(base, head)] == \
-        [("torch/cnn-tiny/train/bs32/fp32/eager/cpu", True, True)]
+        [("torch/cnn-tiny/train/bs32/fp32/native/cpu", True, True)]
     comparison = compare_sides(base, head)
     assert comparison.cases[0].verdict == "regressed"  # the env label itself is not a spec difference
 

@@ -20,7 +20,7 @@ from harness.timing import TimingConfig
 from tests.helpers import ROOT, fake_env, pid_alive, tribench, wait_for
 
 FAST = ("--size", "tiny", "--batch", "4", "--min-steps", "5", "--min-time", "0.1", "--max-time", "0.3",
-        "--no-energy", "--idle-baseline", "0")
+        "--no-energy", "--idle-baseline", "0", "--processes", "1")
 
 
 def _run(tmp_path, *args: str, env=None, timeout: float = 240) -> dict:
@@ -36,9 +36,9 @@ def _case(run: dict, case_id: str) -> dict:
 
 def test_spec_id_is_stable_for_one_device_and_suffixed_above():
     spec = CaseSpec("torch", "cnn", "tiny", "train", 4)
-    assert spec.id == "torch/cnn-tiny/train/bs4/fp32/eager/cpu"
-    assert replace(spec, devices=2).id == "torch/cnn-tiny/train/bs4/fp32/eager/cpu/x2"
-    assert replace(spec, devices=2, env="A").id == "torch/cnn-tiny/train/bs4/fp32/eager/cpu/x2@A"
+    assert spec.id == "torch/cnn-tiny/train/bs4/fp32/native/cpu"
+    assert replace(spec, devices=2).id == "torch/cnn-tiny/train/bs4/fp32/native/cpu/x2"
+    assert replace(spec, devices=2, env="A").id == "torch/cnn-tiny/train/bs4/fp32/native/cpu/x2@A"
     assert CaseSpec.from_dict(replace(spec, devices=4).to_dict()).devices == 4
 
 
@@ -81,10 +81,10 @@ def test_scaling_efficiency_absent_with_reason_without_the_one_device_case():
 def test_torch_two_ranks_over_gloo_aggregate_into_one_case(tmp_path):
     run = _run(tmp_path, "--backend", "torch", "--workload", "cnn", "--mode", "train,infer", "--devices", "2",
                "--scaling", *FAST)
-    assert [case["id"] for case in run["cases"]] == ["torch/cnn-tiny/train/bs4/fp32/eager/cpu",
-                                                     "torch/cnn-tiny/train/bs4/fp32/eager/cpu/x2",
-                                                     "torch/cnn-tiny/infer/bs4/fp32/eager/cpu",
-                                                     "torch/cnn-tiny/infer/bs4/fp32/eager/cpu/x2"]
+    assert [case["id"] for case in run["cases"]] == ["torch/cnn-tiny/train/bs4/fp32/native/cpu",
+                                                     "torch/cnn-tiny/train/bs4/fp32/native/cpu/x2",
+                                                     "torch/cnn-tiny/infer/bs4/fp32/native/cpu",
+                                                     "torch/cnn-tiny/infer/bs4/fp32/native/cpu/x2"]
     infer = run["cases"][3]  # independent replicas: no DDP, still one aggregated case
     assert infer["status"] == "ok", infer["error"]
     assert infer["metrics"]["scaling_efficiency"]["value"] == infer["metrics"]["throughput"]["value"] / (
@@ -126,14 +126,14 @@ def test_crashed_rank_fails_the_case_kills_every_rank_and_the_suite_goes_on(tmp_
     run = _run(tmp_path, "--backend", "fake", "--workload", "cnn,rnn", "--mode", "train", "--devices", "2",
                "--size", "tiny", "--batch", "4", "--min-steps", "40", "--min-time", "0.1", "--max-time", "30",
                "--no-energy", "--idle-baseline", "0", "--timeout", "60", env=env)
-    crashed = _case(run, "fake/cnn-tiny/train/bs4/fp32/eager/cpu/x2")
+    crashed = _case(run, "fake/cnn-tiny/train/bs4/fp32/native/cpu/x2")
     assert crashed["status"] == "failed"
     assert crashed["error"] == "data-parallel case failed: rank 1 exited with code 3"
     tails = crashed["repeats"][0]["rank_stderr_tails"]
     assert tails == ["fake rank 0 built", "fake rank 1 built"]
     assert crashed["metrics"] is None
     assert time.monotonic() - started < 15  # rank 0 needed 40 x 0.5 s more: it was killed, not awaited
-    assert _case(run, "fake/rnn-tiny/train/bs4/fp32/eager/cpu/x2")["status"] == "ok"
+    assert _case(run, "fake/rnn-tiny/train/bs4/fp32/native/cpu/x2")["status"] == "ok"
     assert len(_pids(pids)) == 4 and not any(pid_alive(pid) for pid in _pids(pids))
 
 
@@ -145,7 +145,7 @@ def test_hung_rank_times_out_with_every_rank_tail_and_no_process_left(tmp_path):
     run = _run(tmp_path, "--backend", "fake", "--workload", "cnn", "--mode", "train", "--devices", "2",
                "--size", "tiny", "--batch", "4", "--min-time", "0.1", "--max-time", "0.3", "--no-energy",
                "--idle-baseline", "0", "--timeout", "4", env=env)
-    case = _case(run, "fake/cnn-tiny/train/bs4/fp32/eager/cpu/x2")
+    case = _case(run, "fake/cnn-tiny/train/bs4/fp32/native/cpu/x2")
     assert case["status"] == "timeout" and case["error"] == "timed out after 4 s"
     assert case["repeats"][0]["rank_stderr_tails"] == ["fake rank 0 built", "fake rank 1 built"]
     assert time.monotonic() - started < 30
@@ -158,7 +158,7 @@ def test_rank_with_a_failed_result_stops_its_peers_at_once(tmp_path):
     run = _run(tmp_path, "--backend", "fake", "--workload", "cnn", "--mode", "train", "--devices", "2",
                "--size", "tiny", "--batch", "4", "--min-steps", "40", "--min-time", "0.1", "--max-time", "30",
                "--no-energy", "--idle-baseline", "0", "--timeout", "60", env=env)
-    case = _case(run, "fake/cnn-tiny/train/bs4/fp32/eager/cpu/x2")
+    case = _case(run, "fake/cnn-tiny/train/bs4/fp32/native/cpu/x2")
     assert case["status"] == "failed"
     assert case["error"] == ("data-parallel case failed: rank 1 finished with status failed: "
                              "RuntimeError: rank 1 exploded")
@@ -184,16 +184,16 @@ def test_rank_killed_from_outside_mid_run_fails_the_case_and_the_suite_goes_on(t
     finally:
         runner.kill()
     run = json.loads(output.read_text())
-    killed = _case(run, "fake/cnn-tiny/train/bs4/fp32/eager/cpu/x2")
+    killed = _case(run, "fake/cnn-tiny/train/bs4/fp32/native/cpu/x2")
     assert killed["status"] == "failed"
     assert killed["error"] == "data-parallel case failed: rank 1 killed by signal SIGKILL"
     assert killed["repeats"][0]["rank_exit_codes"] == [-9, -9]  # rank 0 was stopped by the launcher, at once
     assert killed["repeats"][0]["wall_s"] < 10 and time.monotonic() - started < 60
-    assert _case(run, "fake/rnn-tiny/train/bs4/fp32/eager/cpu/x2")["status"] == "ok"
+    assert _case(run, "fake/rnn-tiny/train/bs4/fp32/native/cpu/x2")["status"] == "ok"
     assert len(_pids(pids)) == 4 and not any(pid_alive(pid) for pid in _pids(pids))
 
 
-@pytest.mark.parametrize(("backend", "compile_mode"), [("jax", "compiled"), ("tensorflow", "eager")])
+@pytest.mark.parametrize(("backend", "compile_mode"), [("jax", "compiled"), ("tensorflow", "native")])
 def test_single_process_backends_drive_two_devices_as_one_aggregated_case(tmp_path, backend, compile_mode):
     """JAX on 2 forced host devices, TensorFlow on 2 logical CPUs: one process, two replicas, one case."""
     run = _run(tmp_path, "--backend", backend, "--workload", "cnn", "--mode", "train", "--compile", compile_mode,

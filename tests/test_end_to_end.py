@@ -23,7 +23,7 @@ def test_tribench_run_writes_a_run_file_that_loads_into_a_dataframe(tmp_path):
                     "--tag", "purpose=e2e", "--output", str(out))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == f"run file: {out}"
-    assert "torch/cnn-tiny/train/bs8/fp32/eager/cpu" in done.stdout
+    assert "torch/cnn-tiny/train/bs8/fp32/native/cpu" in done.stdout
 
     run = load_run(out)
     assert run["state"] == "complete"
@@ -31,7 +31,7 @@ def test_tribench_run_writes_a_run_file_that_loads_into_a_dataframe(tmp_path):
     frame = load([out])
     assert EXPECTED_COLUMNS <= set(frame.columns)
     row = frame.iloc[0]
-    assert row["case_id"] == "torch/cnn-tiny/train/bs8/fp32/eager/cpu"
+    assert row["case_id"] == "torch/cnn-tiny/train/bs8/fp32/native/cpu"
     assert row["status"] == "ok"
     assert row["params"] == 93_322
     assert row["flops_per_step"] == 5_588_480 * 8 * 3

@@ -42,7 +42,7 @@ def test_pytest_benchmark_stats_come_from_the_raw_samples():
     run = sample_run()
     document = to_pytest_benchmark(run)
     assert [bench["name"] for bench in document["benchmarks"]] == [
-        "torch/cnn-tiny/train/bs32/fp32/eager/cpu", "torch/transformer-tiny/infer/bs32/fp32/eager/cpu"]
+        "torch/cnn-tiny/train/bs32/fp32/native/cpu", "torch/transformer-tiny/infer/bs32/fp32/native/cpu"]
     bench = document["benchmarks"][0]
     samples = [s for r in run["cases"][0]["repeats"] for s in r["timing"]["samples_s"]]
     stats = bench["stats"]
@@ -53,7 +53,7 @@ def test_pytest_benchmark_stats_come_from_the_raw_samples():
     assert (stats["min"], stats["max"]) == (min(samples), max(samples))
     assert stats["ops"] == pytest.approx(1 / stats["mean"]) and stats["total"] == pytest.approx(sum(samples))
     assert stats["outliers"] == f"{stats['stddev_outliers']};{stats['iqr_outliers']}"
-    assert bench["fullname"] == "tribench::torch/cnn-tiny/train/bs32/fp32/eager/cpu"
+    assert bench["fullname"] == "tribench::torch/cnn-tiny/train/bs32/fp32/native/cpu"
     assert document["commit_info"]["id"] == "a" * 40
 
 
@@ -92,7 +92,7 @@ def test_pytest_benchmark_compare_loads_the_export(tmp_path):
     rows = list(csv.DictReader((tmp_path / "table.csv").read_text().splitlines()))
     assert len(rows) == 4  # two cases x two files
     exported = json.loads((tmp_path / "0002_head.json").read_text())["benchmarks"][0]["stats"]
-    cnn_rows = [row for row in rows if row["name"] == "tribench::torch/cnn-tiny/train/bs32/fp32/eager/cpu"]
+    cnn_rows = [row for row in rows if row["name"] == "tribench::torch/cnn-tiny/train/bs32/fp32/native/cpu"]
     assert [float(row["median"]) for row in cnn_rows][1] == pytest.approx(exported["median"])
     assert [int(row["rounds"]) for row in cnn_rows] == [100, 100]
     head_line = next(line for line in compared.stdout.splitlines()
@@ -120,9 +120,9 @@ def test_github_action_benchmark_bigger_is_better_holds_throughput():
     entries = json.loads(json.dumps(to_github_action_benchmark(run, "customBiggerIsBetter")))
     _check_custom_shape(entries)
     assert [(e["name"], e["unit"]) for e in entries] == [
-        ("torch/cnn-tiny/train/bs32/fp32/eager/cpu throughput", "samples/s"),
-        ("torch/transformer-tiny/infer/bs32/fp32/eager/cpu throughput", "samples/s"),
-        ("torch/transformer-tiny/infer/bs32/fp32/eager/cpu token throughput", "tokens/s")]
+        ("torch/cnn-tiny/train/bs32/fp32/native/cpu throughput", "samples/s"),
+        ("torch/transformer-tiny/infer/bs32/fp32/native/cpu throughput", "samples/s"),
+        ("torch/transformer-tiny/infer/bs32/fp32/native/cpu token throughput", "tokens/s")]
     assert entries[0]["value"] == pytest.approx(run["cases"][0]["metrics"]["throughput"]["value"])
     assert entries[0]["range"].startswith("± ")
 
@@ -132,10 +132,10 @@ def test_github_action_benchmark_smaller_is_better_holds_latency_memory_and_meas
     entries = json.loads(json.dumps(to_github_action_benchmark(run, "customSmallerIsBetter")))
     _check_custom_shape(entries)
     by_name = {entry["name"]: entry for entry in entries}
-    p50 = by_name["torch/cnn-tiny/train/bs32/fp32/eager/cpu p50 step time"]
+    p50 = by_name["torch/cnn-tiny/train/bs32/fp32/native/cpu p50 step time"]
     assert (p50["unit"], p50["value"]) == ("ms", pytest.approx(run["cases"][0]["metrics"]["step_time"]["median"] * 1e3))
-    assert by_name["torch/cnn-tiny/train/bs32/fp32/eager/cpu device peak memory"]["value"] == 1024.0
-    assert by_name["torch/transformer-tiny/infer/bs32/fp32/eager/cpu energy per sample"]["value"] == 0.25
+    assert by_name["torch/cnn-tiny/train/bs32/fp32/native/cpu device peak memory"]["value"] == 1024.0
+    assert by_name["torch/transformer-tiny/infer/bs32/fp32/native/cpu energy per sample"]["value"] == 0.25
     assert not any("throughput" in name for name in by_name)
     assert not any("rnn" in name for name in by_name)  # failed and skipped cases have nothing to export
 

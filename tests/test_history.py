@@ -115,8 +115,8 @@ def test_history_finds_the_step_with_its_run_commit_and_magnitude(tmp_path):
     write_history(tmp_path, torch_upgrade_at=8)
     series, runs, _ = history([tmp_path], ["throughput", "latency_p50"], pattern="cnn-tiny/train")
     assert [(entry.case_id, entry.metric) for entry in series] == [
-        ("torch/cnn-tiny/train/bs32/fp32/eager/cpu", "throughput"),
-        ("torch/cnn-tiny/train/bs32/fp32/eager/cpu", "latency_p50")]
+        ("torch/cnn-tiny/train/bs32/fp32/native/cpu", "throughput"),
+        ("torch/cnn-tiny/train/bs32/fp32/native/cpu", "latency_p50")]
     throughput, p50 = series
     assert len(p50.values) == 16 and len(runs) == 16
     [point] = p50.change_points
@@ -145,7 +145,7 @@ def test_cli_history_json_and_html(tmp_path):
     data = json.loads(result.stdout)
     assert data["kind"] == "tribench-history" and len(data["runs"]) == 16
     by_case = {entry["case_id"]: entry for entry in data["series"]}
-    assert [p["index"] for p in by_case["torch/cnn-tiny/train/bs32/fp32/eager/cpu"]["change_points"]] == [8]
+    assert [p["index"] for p in by_case["torch/cnn-tiny/train/bs32/fp32/native/cpu"]["change_points"]] == [8]
     assert by_case["torch/<script>alert(1)</script>"]["change_points"] == []
     text = page.read_text()
     assert text.count("Plotly.newPlot") == 2 and "plotly.js" in text.lower()
@@ -161,8 +161,8 @@ def test_cli_history_table_and_markdown(tmp_path):
     assert "regression at run #8 (run-08, commit 08cccccc)" in table.output
     markdown = CliRunner().invoke(app, ["history", str(tmp_path), "--case", "infer", "--metric", "p50",
                                         "--format", "markdown", "--permutations", "99"])
-    assert "| torch/cnn\\-tiny/infer/bs32/fp32/eager/cpu | latency_p50 | 16 |" not in markdown.output
-    assert "| torch/cnn-tiny/infer/bs32/fp32/eager/cpu | latency_p50 | 16 |" in markdown.output
+    assert "| torch/cnn\\-tiny/infer/bs32/fp32/native/cpu | latency_p50 | 16 |" not in markdown.output
+    assert "| torch/cnn-tiny/infer/bs32/fp32/native/cpu | latency_p50 | 16 |" in markdown.output
     assert markdown.output.rstrip().endswith("| none |")
 
 

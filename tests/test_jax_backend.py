@@ -1,5 +1,5 @@
 """The JAX backend: pure device/precision rules, the real Flax models (parameters, XLA FLOPs)
-and real sessions on the CPU (loss drops, eager == compiled, inference output, memory, availability)."""
+and real sessions on the CPU (loss drops, op-by-op == jitted, inference output, memory, availability)."""
 
 from __future__ import annotations
 
@@ -259,9 +259,16 @@ def test_train_step_returns_a_device_scalar_and_donates_the_old_state(trained):
     assert all(leaf.is_deleted() for leaf in old_leaves)
 
 
-def test_eager_steps_compute_the_same_losses_as_compiled(trained):
-    eager = adapter.backend().build(case("rnn", compile="eager"))
-    assert run_steps(eager) == pytest.approx(trained["rnn"][1], rel=1e-5)
+def test_op_by_op_steps_compute_the_same_losses_as_jitted(trained):
+    op_by_op = adapter.backend().build(case("rnn", compile="op-by-op"))
+    assert not op_by_op.compiled
+    assert run_steps(op_by_op) == pytest.approx(trained["rnn"][1], rel=1e-5)
+
+
+def test_native_and_compiled_are_jitted_and_op_by_op_is_not():
+    sessions = {mode: adapter.backend().build(case("cnn", compile=mode)) for mode in adapter.COMPILE_MODES}
+    assert {mode: session.compiled for mode, session in sessions.items()} == {
+        "native": True, "compiled": True, "op-by-op": False}
 
 
 @pytest.mark.parametrize("workload,shape", [
@@ -357,7 +364,7 @@ def test_availability_on_this_machine():
             "jax_enable_x64"} <= set(details)
     assert details["XLA_PYTHON_CLIENT_PREALLOCATE"] == os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"]
     assert "fp32" in details["precisions"]["cpu"]
-    assert any("without jax.jit" in note for note in found.notes)
+    assert any("op-by-op runs it without" in note for note in found.notes)
     assert json.loads(json.dumps(found.to_dict()))["details"] == details
 
 

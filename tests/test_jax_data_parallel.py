@@ -164,8 +164,8 @@ out["train"] = {
     "memory": [reading.to_dict() for reading in train.memory()],
 }
 
-# Eager: the same step without jit on the sharded arrays gives the same losses.
-eager = backend.build(case("cnn", "train", compile="eager"))
+# Op-by-op: the same step without jit on the sharded arrays gives the same losses.
+eager = backend.build(case("cnn", "train", compile="op-by-op"))
 out["eager_losses"] = [float(eager.step()) for _ in range(2)]
 
 # Inference: each device runs its shard; the outputs equal one device's on the whole batch.

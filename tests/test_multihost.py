@@ -18,8 +18,8 @@ from tests.helpers import ROOT, tribench
 
 HOST_ARGS = ("--backend", "torch", "--workload", "cnn", "--mode", "train,infer", "--size", "tiny", "--batch", "4",
              "--min-steps", "5", "--min-time", "0.1", "--max-time", "0.3", "--no-energy", "--idle-baseline", "0",
-             "--nodes", "2", "--master-addr", "127.0.0.1")
-TRAIN, INFER = "torch/cnn-tiny/train/bs4/fp32/eager/cpu/2x1", "torch/cnn-tiny/infer/bs4/fp32/eager/cpu/2x1"
+             "--nodes", "2", "--master-addr", "127.0.0.1", "--processes", "1")
+TRAIN, INFER = "torch/cnn-tiny/train/bs4/fp32/native/cpu/2x1", "torch/cnn-tiny/infer/bs4/fp32/native/cpu/2x1"
 
 
 def test_cluster_from_flags_then_the_launchers_environment():

@@ -62,7 +62,8 @@ def measured(tmp_path_factory):
     output = folder / "results" / "run.json"
     run = tribench("run", "--backend", ",".join(INSTALLED), "--workload", "cnn", "--size", "tiny", "--mode", "train",
                    "--batch", "8", "--min-time", "0", "--max-time", "0.3", "--min-steps", "5", "--no-energy",
-                   "--idle-baseline", "0", "--profile", "--profile-steps", "2", "--output", str(output),
+                   "--idle-baseline", "0", "--profile", "--profile-steps", "2", "--processes", "1",
+                   "--output", str(output),
                    env=env, timeout=900)
     assert run.returncode == 0, run.stderr
     return {"first": json.loads(first.stdout), "second": json.loads(second.stdout), "mtime": mtime,

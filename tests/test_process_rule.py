@@ -70,3 +70,25 @@ def test_a_disturbed_process_is_replaced_and_left_out_of_the_estimate(tmp_path):
     assert step["quality"]["disturbed"] == 1
     counted = _run(tmp_path / "b", [1.0, 2.7, 1.0], RunOptions(repeats=3), disturbed={1})
     assert len(counted["repeats"]) == 3 and counted["metrics"]["step_time"]["used"] == [True, False, True]
+
+
+def test_disturbed_processes_are_left_out_only_while_two_undisturbed_ones_remain(tmp_path):
+    one_left_out = _run(tmp_path, [1.0, 1.5, 1.1], RunOptions(repeats=3), disturbed={1})
+    step = one_left_out["metrics"]["step_time"]
+    assert step["used"] == [True, False, True]
+    assert (step["processes"], step["ci_basis"]) == (2, "across-processes")
+    # two of three disturbed: one calm process would give only its own within-process CI, so all three stay in
+    two_disturbed = _run(tmp_path / "b", [1.0, 1.5, 1.1], RunOptions(repeats=3), disturbed={0, 1})
+    step = two_disturbed["metrics"]["step_time"]
+    assert step["used"] == [True, True, True]
+    assert (step["processes"], step["ci_basis"], step["quality"]["disturbed_used"]) == (3, "across-processes", 2)
+
+
+def test_the_table_flag_says_whether_disturbed_processes_were_left_out_or_kept():
+    from reports.report_format import quality_flags
+
+    left_out = {"quality": {"processes": 2, "ok_processes": 3, "disturbed": 1, "disturbed_used": 0}}
+    kept = {"quality": {"processes": 3, "ok_processes": 3, "disturbed": 2, "disturbed_used": 2,
+                        "not_converged": 1}}
+    assert quality_flags(left_out) == ["1/3 disturbed, left out"]
+    assert quality_flags(kept) == ["1/3 not converged", "2/3 disturbed, kept: too few calm"]

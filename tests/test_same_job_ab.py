@@ -66,7 +66,7 @@ def test_a_run_with_two_pythons_labels_every_case_and_compare_judges_the_pair(tw
     assert done.returncode == 0, done.stderr
     run = load_run(out)
     ids = [case["id"] for case in run["cases"]]
-    assert sorted(ids) == sorted(f"fake/{w}-tiny/train/bs32/fp32/eager/cpu@{e}" for w in ("cnn", "rnn")
+    assert sorted(ids) == sorted(f"fake/{w}-tiny/train/bs32/fp32/native/cpu@{e}" for w in ("cnn", "rnn")
                                  for e in ("A", "B"))
     for case in run["cases"]:
         expected = base if case["spec"]["env"] == "A" else head
@@ -81,7 +81,7 @@ def test_a_run_with_two_pythons_labels_every_case_and_compare_judges_the_pair(tw
     result = json.loads(verdicts.read_text())
     # A and B of each point are joined on the point id, never reported as new/missing
     assert sorted(case["key"] for case in result["cases"]) == [
-        "fake/cnn-tiny/train/bs32/fp32/eager/cpu", "fake/rnn-tiny/train/bs32/fp32/eager/cpu"]
+        "fake/cnn-tiny/train/bs32/fp32/native/cpu", "fake/rnn-tiny/train/bs32/fp32/native/cpu"]
     assert {case["verdict"] for case in result["cases"]} <= {"unchanged", "inconclusive"}
     assert result["base"]["label"] == "base (A)" and result["head"]["label"] == "head (B)"
 

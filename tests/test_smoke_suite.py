@@ -1,4 +1,5 @@
-"""The smoke suite with all three frameworks: 18 cases, all ok, backends side by side per workload."""
+"""The smoke suite with all three frameworks: 18 cases, all ok, backends side by side per workload, three
+processes each forked from one server per framework."""
 
 import os
 
@@ -13,9 +14,19 @@ def test_smoke_runs_all_18_cases_ok_with_backends_side_by_side(tmp_path):
     done = tribench("run", "--suite", "smoke", "--min-time", "0.1", "--max-time", "0.3", "--min-steps", "5",
                     "--output", str(out), env={**os.environ, "COLUMNS": "250"}, timeout=900)
     assert done.returncode == 0, done.stderr
-    cases = load_run(out)["cases"]
+    run = load_run(out)
+    cases = run["cases"]
     assert len(cases) == 18
     assert {case["id"]: case["status"] for case in cases} == {case["id"]: "ok" for case in cases}
+    # the default run: each framework's production path, three forked processes per case, CIs across them
+    assert {case["spec"]["compile"] for case in cases} == {"native"}
+    assert {case["metrics"]["step_time"]["ci_basis"] for case in cases} == {"across-processes"}
+    assert {len(case["repeats"]) for case in cases} == {3}
+    assert {p["launch"]["method"] for case in cases for p in case["repeats"]} == {"fork-server"}
+    assert len({p["launch"]["server_pid"] for case in cases for p in case["repeats"]}) == 3  # one per framework
+    legend = " ".join(done.stdout.split())
+    assert ("native: torch = eager PyTorch; tensorflow = tf.function graph (no XLA; on a TPU, XLA as every "
+            "function); jax = jax.jit (XLA)") in legend
     # the table lists the three backends one after another for each workload point
     first_cells = [line.split("│")[1].strip() for line in done.stdout.splitlines() if line.startswith("│ ")]
     rows = [cell for cell in first_cells if cell]   # continuation lines (tokens/s) have an empty first cell

@@ -18,8 +18,8 @@ def test_case_id_is_stable_and_readable():
 
 def test_an_ab_label_is_part_of_the_id_but_not_of_the_point():
     spec = CaseSpec("torch", "cnn", "tiny", "train", 8, env="B")
-    assert spec.id == "torch/cnn-tiny/train/bs8/fp32/eager/cpu@B"
-    assert spec.point_id == "torch/cnn-tiny/train/bs8/fp32/eager/cpu"
+    assert spec.id == "torch/cnn-tiny/train/bs8/fp32/native/cpu@B"
+    assert spec.point_id == "torch/cnn-tiny/train/bs8/fp32/native/cpu"
     assert CaseSpec.from_dict(spec.to_dict()) == spec
 
 
@@ -44,7 +44,7 @@ def test_smoke_suite_is_18_cases_with_backends_side_by_side():
     assert len(specs) == 18
     assert [s.backend for s in specs[:3]] == ["torch", "tensorflow", "jax"]
     assert {(s.workload, s.size, s.mode, s.batch_size, s.precision, s.compile, s.device) for s in specs[:3]} == {
-        ("cnn", "tiny", "train", 32, "fp32", "eager", "auto")}
+        ("cnn", "tiny", "train", 32, "fp32", "native", "auto")}
     assert {s.workload for s in specs} == {"cnn", "rnn", "transformer"}
 
 
@@ -69,7 +69,7 @@ def write(tmp_path, text):
 def test_a_suite_file_from_a_path(tmp_path):
     path = write(tmp_path, 'backends = "torch"\nworkloads = ["rnn"]\nbatch_sizes = [4, 8]\nmodes = ["infer"]\n')
     assert [s.id for s in expand(suite_file.load(path))] == [
-        "torch/rnn-tiny/infer/bs4/fp32/eager/auto", "torch/rnn-tiny/infer/bs8/fp32/eager/auto"]
+        "torch/rnn-tiny/infer/bs4/fp32/native/auto", "torch/rnn-tiny/infer/bs8/fp32/native/auto"]
 
 
 @pytest.mark.parametrize("text, message", [

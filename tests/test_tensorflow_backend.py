@@ -35,7 +35,7 @@ TINY_PARAMS = {"cnn": 93_322, "rnn": 91_530, "transformer": 229_096}
 BATCH = 16
 
 
-def case(workload: str, mode: str = "train", precision: str = "fp32", compile: str = "eager",
+def case(workload: str, mode: str = "train", precision: str = "fp32", compile: str = "native",
          device: str = "cpu", size: str = "tiny", batch_size: int = BATCH) -> CaseSpec:
     return CaseSpec("tensorflow", workload, size, mode, batch_size, precision, compile, device)
 
@@ -164,12 +164,21 @@ def test_fp16_uses_a_loss_scale_optimizer():
 
 
 def test_compiled_mode_runs_the_same_step_under_xla(backend):
-    eager = backend.build(case("cnn"))
+    native = backend.build(case("cnn"))
     compiled = backend.build(case("cnn", compile="compiled"))
-    assert compiled.info["jit_compile"] is True and eager.info["jit_compile"] is False
-    eager_losses, compiled_losses = losses(eager, 5), losses(compiled, 5)
-    np.testing.assert_allclose(compiled_losses, eager_losses, rtol=1e-3)
+    assert compiled.info["jit_compile"] is True and native.info["jit_compile"] is False
+    native_losses, compiled_losses = losses(native, 5), losses(compiled, 5)
+    np.testing.assert_allclose(compiled_losses, native_losses, rtol=1e-3)
     assert compiled_losses[-1] < 0.9 * compiled_losses[0]
+
+
+def test_op_by_op_runs_the_same_step_in_eager_tensorflow(backend):
+    native = backend.build(case("cnn"))
+    op_by_op = backend.build(case("cnn", compile="op-by-op"))
+    assert (native.info["tf_function"], op_by_op.info["tf_function"]) == (True, False)
+    assert isinstance(native._step, tf.types.experimental.PolymorphicFunction)
+    assert not isinstance(op_by_op._step, tf.types.experimental.PolymorphicFunction)
+    np.testing.assert_allclose(losses(op_by_op, 5), losses(native, 5), rtol=1e-3)
 
 
 def test_every_computing_op_of_the_step_is_pinned_to_the_case_device(backend):
@@ -313,11 +322,14 @@ def test_precision_problem(kind, precision, capability, reason):
 
 def test_compile_problem():
     assert devices.compile_problem("cpu", "compiled") is None
-    assert devices.compile_problem("gpu", "eager") is None
+    assert devices.compile_problem("gpu", "native") is None
+    assert devices.compile_problem("cpu", "op-by-op") is None
     assert devices.compile_problem("tpu", "compiled") is None
-    assert devices.compile_problem("tpu", "eager") == (
-        "a TPU compiles every tf.function with XLA; there is no non-XLA mode: use compile=compiled"
+    assert devices.compile_problem("tpu", "native") is None
+    assert devices.compile_problem("tpu", "op-by-op") == (
+        "a TPU compiles every tf.function with XLA; there is no op-by-op mode: use native or compiled"
     )
+    assert devices.compile_problem("cpu", "eager") == "unknown compile mode 'eager'"
 
 
 def test_tpu_batch_split_and_discovery():
@@ -355,7 +367,8 @@ def test_sync_reads_the_loss_only_in_train_mode():
 @pytest.mark.parametrize("spec, reason", [
     (case("cnn", device="gpu"), "^this TensorFlow build has no GPU support "),
     (case("cnn", device="mps"), "TensorFlow has no 'mps' device"),
-    (case("cnn", device="tpu"), "a TPU compiles every tf.function with XLA"),
+    (case("cnn", device="tpu", compile="op-by-op"), "a TPU compiles every tf.function with XLA; there is no op-by-op"),
+    (case("cnn", device="tpu"), "^no TPU attached: "),  # native on a TPU is its XLA program: allowed, no TPU here
     (case("cnn", device="tpu", compile="compiled", precision="fp16"), "TPUs have no float16 support"),
     (case("cnn", device="tpu", compile="compiled"), "^no TPU attached: "),
 ])

@@ -45,7 +45,7 @@ backend = adapter.backend()
 
 def case(**changes):
     fields = dict(backend="tensorflow", workload="cnn", size="tiny", mode="train", batch_size=4,
-                  precision="fp32", compile="eager", device="cpu")
+                  precision="fp32", compile="native", device="cpu")
     return CaseSpec(**{**fields, **changes})
 
 def run(session, steps):
@@ -132,7 +132,7 @@ from harness.spec import CaseSpec
 from harness.timing import TimingConfig
 from harness.worker import run_case
 
-spec = CaseSpec("tensorflow", "cnn", "tiny", "train", 4, "fp32", "eager", "cpu", devices=2)
+spec = CaseSpec("tensorflow", "cnn", "tiny", "train", 4, "fp32", "native", "cpu", devices=2)
 timing = TimingConfig(min_steps=5, min_time_s=0.1, max_time_s=0.3, max_warmup_steps=3, max_warmup_time_s=0.3)
 result = run_case(spec, timing, EnergySettings(enabled=False))
 print(json.dumps({"status": result["status"], "param_count": result["param_count"], "memory": result["memory"],
@@ -335,7 +335,7 @@ def test_build_refuses_what_cannot_run(changes, reason):
     if changes.get("device") == "gpu" and adapter._gpu_build(dict(adapter.tf.sysconfig.get_build_info())):
         pytest.skip("this TensorFlow has GPU support")
     fields = {"backend": "tensorflow", "workload": "cnn", "size": "tiny", "mode": "train", "batch_size": 4,
-              "precision": "fp32", "compile": "eager", "device": "cpu", "devices": 2, **changes}
+              "precision": "fp32", "compile": "native", "device": "cpu", "devices": 2, **changes}
     with pytest.raises(CaseSkipped) as skipped:
         adapter.backend().build(CaseSpec(**fields))
     assert str(skipped.value) == reason
@@ -346,15 +346,18 @@ def test_backend_declares_data_parallel():
 
 
 def test_parallel_problem():
-    assert devices.parallel_problem("cpu", 2, 1, "eager") is None
+    assert devices.parallel_problem("cpu", 2, 1, "native") is None
     assert devices.parallel_problem("gpu", 8, 4, "compiled") is None
-    assert devices.parallel_problem("cpu", 1, 2, "eager") is None
+    assert devices.parallel_problem("cpu", 1, 2, "native") is None
     assert devices.parallel_problem("cpu", 2, 1, "compiled") == devices.XLA_PARALLEL_REASON
     assert devices.parallel_problem("cpu", 1, 2, "compiled") == devices.XLA_PARALLEL_REASON
-    assert devices.parallel_problem("cpu", 2, 2, "eager") == (
+    assert devices.parallel_problem("cpu", 2, 2, "native") == (
         "MultiWorkerMirroredStrategy drives one CPU device per host (it splits no CPU into logical devices): "
         "run multi-host CPU cases with --devices 1")
     assert devices.parallel_problem("tpu", 2, 1, "compiled").startswith("--devices/--nodes are not offered on a TPU")
+    assert devices.parallel_problem("gpu", 2, 1, "op-by-op") == (
+        "op-by-op TensorFlow runs on one device: a data-parallel step runs as a tf.function under its strategy "
+        "(compile=native)")
 
 
 def test_shortage_reason():
@@ -423,7 +426,7 @@ def test_node_rank_and_slurm_port():
 
 
 def _two_nodes() -> CaseSpec:
-    return CaseSpec("tensorflow", "cnn", "tiny", "train", 4, "fp32", "eager", "gpu", devices=2, nodes=2)
+    return CaseSpec("tensorflow", "cnn", "tiny", "train", 4, "fp32", "native", "gpu", devices=2, nodes=2)
 
 
 def _tf_config(rank: int, workers: int = 2) -> str:

@@ -372,7 +372,7 @@ def test_availability_on_this_machine():
 
 
 @pytest.mark.slow
-def test_compiled_training_matches_eager():
+def test_compiled_training_matches_native_eager():
     """torch.compile (inductor) of the tiny CNN: a cold compile takes ~25 s on 2 cores, so only this case."""
     compiled = adapter.backend().build(case("cnn", compile="compiled"))
     eager = adapter.backend().build(case("cnn"))

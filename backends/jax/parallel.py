@@ -183,4 +183,5 @@ def build(spec: Architecture, case: CaseSpec) -> DataParallelSession:
     model, optimizer = adapter.model_and_optimizer(spec, case)
     batch = sharded_batch(spec, case.batch_size, local, NamedSharding(mesh, PartitionSpec(DATA_AXIS)))
     state = replicated_state(model, batch[0], case.precision, optimizer, NamedSharding(mesh, PartitionSpec()))
-    return DataParallelSession(model, optimizer, state, batch, mesh, local, compiled=case.compile == "compiled")
+    return DataParallelSession(model, optimizer, state, batch, mesh, local,
+                               compiled=case.compile in adapter.JIT_MODES)

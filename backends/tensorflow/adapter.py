@@ -370,13 +370,16 @@ class TensorFlowBackend:
                 step = train_step_fn(model, optimizer, inputs, targets, distributed=strategy is not None)
             else:
                 step = infer_step_fn(model, inputs)
+        graph = case.compile != "op-by-op"  # op-by-op: eager TensorFlow, every op dispatched on its own
         if strategy:   # a TPU compiles every step with XLA; jit_compile does not apply
             function = tf.function(distribute(strategy, step, case.mode))
-        else:
+        elif graph:
             function = tf.function(_placed(device, step), jit_compile=xla)
+        else:
+            function = _placed(device, step)
         _reset_memory_stats(case.device)
         info = {
-            "tf_device": "TPUStrategy" if strategy else device, "replicas": replicas,
+            "tf_device": "TPUStrategy" if strategy else device, "replicas": replicas, "tf_function": graph,
             "dtype_policy": devices.DTYPE_POLICIES[case.precision], "jit_compile": xla,
             "gpu_memory_growth": memory_growth,
         }

@@ -114,13 +114,14 @@ def precision_problem(kind: str, precision: str, compute_capability: tuple[int, 
 def compile_problem(kind: str, compile_mode: str) -> str | None:
     """Why ``compile_mode`` cannot run on ``kind``, or None.
 
-    ``eager`` is a plain ``tf.function`` graph, ``compiled`` adds ``jit_compile=True`` (XLA).
-    A TPU runs every function through XLA, so it has no non-XLA mode to offer as ``eager``.
+    ``native`` is a plain ``tf.function`` graph, ``compiled`` adds ``jit_compile=True`` (XLA), ``op-by-op``
+    runs the step in eager TensorFlow (no ``tf.function``). A TPU runs every function through XLA: its
+    ``native`` (TensorFlow on a TPU as its users run it) is that XLA program, and it has no op-by-op execution.
     """
-    if compile_mode not in ("eager", "compiled"):
+    if compile_mode not in ("native", "compiled", "op-by-op"):
         return f"unknown compile mode {compile_mode!r}"
-    if kind == "tpu" and compile_mode == "eager":
-        return "a TPU compiles every tf.function with XLA; there is no non-XLA mode: use compile=compiled"
+    if kind == "tpu" and compile_mode == "op-by-op":
+        return "a TPU compiles every tf.function with XLA; there is no op-by-op mode: use native or compiled"
     return None
 
 
@@ -203,6 +204,9 @@ def parallel_problem(kind: str, devices: int, nodes: int, compile_mode: str) -> 
                 "devices): run multi-host CPU cases with --devices 1")
     if compile_mode == "compiled" and kind != "gpu":
         return XLA_PARALLEL_REASON
+    if compile_mode == "op-by-op":
+        return ("op-by-op TensorFlow runs on one device: a data-parallel step runs as a tf.function under its "
+                "strategy (compile=native)")
     return None
 
 

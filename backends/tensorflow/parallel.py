@@ -23,7 +23,8 @@ its own samples / the replicas in sync), so the summed gradient is the gradient 
 and ``strategy.reduce(SUM)`` of the shares is the global mean loss, the figure the step returns.
 BatchNorm (ResNets) keeps per-replica batch statistics (Keras's default, as in PyTorch DDP).
 
-Compile modes: ``eager`` = the ``tf.function`` graph, as for one device. ``compiled`` = the replica
+Compile modes: ``native`` = the ``tf.function`` graph, as for one device; ``op-by-op`` is refused
+(``devices.parallel_problem``). ``compiled`` = the replica
 step as ``tf.function(jit_compile=True)`` handed to ``strategy.run``: on GPUs TensorFlow calls it
 once per replica and all-reduces through XLA collectives (``mirrored_run``: "all devices are GPU").
 It is refused on CPU (``devices.XLA_PARALLEL_REASON``): tried here with TensorFlow 2.21, one host

@@ -4,7 +4,9 @@ Its behaviour per workload comes from ``FAKE_BACKEND_BEHAVIOUR``, e.g.
 ``"cnn=crash,rnn=hang"``; a workload not named behaves ``ok``. Behaviours:
 ok (steps sleep ``FAKE_STEP_S`` seconds), crash (``os._exit(3)`` in build),
 segfault (SIGSEGV to itself), hang (sleeps forever in build), raise
-(RuntimeError in build), skip (CaseSkipped), slow (steps of 0.2 s).
+(RuntimeError in build), skip (CaseSkipped), slow (steps of 0.2 s), kill-server (kills the fork
+server it was forked from, if it was, then runs ok), leak (prints the secrets the audit plants to
+stderr, then raises: the secrets audit checks what of that is stored).
 Data-parallel ranks (``RANK`` set): rank1-crash (rank 1 calls ``os._exit(3)`` at its 5th step),
 rank1-hang (rank 1 sleeps forever at its 5th step), rank1-raise (RuntimeError there), the other
 ranks stepping 0.5 s meanwhile; the pid file then names the rank, and with FAKE_PID_FOLDER rank 1
@@ -59,6 +61,11 @@ class FakeSession:
         return 1234
 
 
+def _forked_from_server() -> bool:
+    with open(f"/proc/{os.getppid()}/cmdline", "rb") as handle:
+        return b"harness.fork_server" in handle.read()
+
+
 class FakeBackend:
     name = "fake"
     data_parallel = True  # runs its ranks side by side (no collectives): for the launcher's tests
@@ -84,6 +91,13 @@ class FakeBackend:
             time.sleep(3600)
         if behaviour == "raise":
             raise RuntimeError("the fake model exploded")
+        if behaviour == "leak":
+            names = ("TF_TOKEN_app_terraform_io", "TF_VAR_db_password", "AWS_SECRET_ACCESS_KEY", "HF_TOKEN",
+                     "GITHUB_TOKEN", "DATABASE_URL", "NCCL_IB_TOKEN")
+            print("planted: " + " ".join(f"{name}={os.environ.get(name)}" for name in names), file=sys.stderr)
+            raise RuntimeError(f"the fake failed with {os.environ.get('GITHUB_TOKEN', '')} in its message")
+        if behaviour == "kill-server" and _forked_from_server():
+            os.kill(os.getppid(), signal.SIGKILL)
         if behaviour == "skip":
             raise CaseSkipped("the fake cannot do this")
         step_s = 0.2 if behaviour == "slow" else float(os.environ.get("FAKE_STEP_S", "0.001"))
