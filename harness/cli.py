@@ -401,10 +401,10 @@ def merge(
 
 
 def _register_regression_commands() -> None:
-    """compare / history / export live in reports.cli_regress (light to import; heavy imports inside each)."""
+    """compare / history / export / redact live in reports.cli_regress (light to import; heavy imports inside)."""
     from reports import cli_regress
 
-    for name in ("compare", "history", "export"):
+    for name in ("compare", "history", "export", "redact"):
         app.command(name)(getattr(cli_regress, name))
 
 

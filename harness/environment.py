@@ -20,12 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness import __version__, cpuinfo
-
-ENV_PREFIXES = (
-    "OMP_", "MKL_", "OPENBLAS_", "KMP_", "GOMP_", "CUDA_", "NVIDIA_", "HIP_", "ROCR_", "XLA_", "TF_",
-    "JAX_", "PYTORCH_", "TORCH_", "TORCHINDUCTOR_", "NCCL_", "KERAS_", "TPU_", "DNNL_", "ONEDNN_",
-)
+from harness import __version__, cpuinfo, env_capture
 
 # Of those, the ones that change speed: part of the fingerprint.
 FINGERPRINT_ENV = ("XLA_FLAGS", "TF_ENABLE_ONEDNN_OPTS", "CUDA_VISIBLE_DEVICES", "OPENBLAS_CORETYPE",
@@ -100,8 +95,8 @@ def nvidia_gpus(nvml: Any = None) -> dict[str, Any]:
 
 
 def relevant_env_vars(environ: dict[str, str] | None = None) -> dict[str, str]:
-    environ = os.environ if environ is None else environ
-    return {key: environ[key] for key in sorted(environ) if key.startswith(ENV_PREFIXES)}
+    """The variables a run records, by name (``harness.env_capture``): never a secret."""
+    return env_capture.capture(os.environ if environ is None else environ).values
 
 
 def git_state(folder: Path | None = None) -> dict[str, Any]:
@@ -157,9 +152,12 @@ def capture(frameworks: dict[str, dict[str, Any]] | None = None) -> dict[str, An
         "python": python_info(),
         "accelerators": {"nvidia": nvidia_gpus()},
         "frameworks": frameworks or {},
-        "env_vars": relevant_env_vars(),
         "git": git_state(),
     }
+    captured = env_capture.capture(os.environ)
+    env["env_vars"] = captured.values
+    env["env_vars_capture"] = {**captured.record(), "rule": "by name (harness/env_capture.py); secret-looking names "
+                                                           "withheld, credential-looking values redacted"}
     env["fingerprint_inputs"] = fingerprint_inputs(env)
     env["fingerprint"] = fingerprint(env["fingerprint_inputs"])
     return env

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import backends
-from harness import __version__
+from harness import __version__, redaction
 from harness.aggregate import case_metrics, case_status, workload_facts
 from harness.errors import OutputPathError, ResultFileError
 from harness.spec import CaseSpec
@@ -74,6 +74,8 @@ class RunFile:
     def __init__(self, path: Path, environment: dict[str, Any], settings: dict[str, Any],
                  tags: dict[str, str], command: list[str], run_id: str | None = None) -> None:
         self.path = path
+        safe_tags, tags_redacted = redaction.safe_tags(tags)
+        self._secrets = redaction.environment_secrets(os.environ) + redaction.tag_secrets(tags)
         self.data: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "kind": KIND,
@@ -82,8 +84,9 @@ class RunFile:
             "started_at": now_iso(),
             "finished_at": None,
             "state": "running",
-            "command": command,
-            "tags": tags,
+            "command": [redaction.scrub(str(arg), self._secrets) for arg in command],
+            "tags": safe_tags,
+            **({"tags_redacted": tags_redacted} if tags_redacted else {}),
             "settings": settings,
             "environment": environment,
             "cases": [],
@@ -104,6 +107,7 @@ class RunFile:
     def record(self, spec: CaseSpec, process_result: dict[str, Any]) -> dict[str, Any]:
         """Add one process's result for ``spec``, re-derive the case, and save the file."""
         repeats = self._repeats.setdefault(spec.id, [])
+        process_result = redaction.scrub_strings(process_result, self._secrets)  # stderr tails, errors
         repeats.append({"index": len(repeats), **process_result})
         case = self._case_entry(spec)
         case["status"], case["error"] = case_status(repeats)

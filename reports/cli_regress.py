@@ -70,6 +70,8 @@ def compare(
     allow_difference: str | None = typer.Option(
         None, help="Fingerprint fields allowed to differ, e.g. frameworks.torch,release (comma-separated)."),
     gate_compile: bool = typer.Option(False, help="Let compile time take part in the verdict."),
+    redact: bool = typer.Option(False, "--redact", help="Share-safe output: host names, user names, home paths "
+                                                         "and the command's paths replaced by placeholders."),
 ) -> None:
     """Compare two run files: a verdict per case and metric; exit 1 on a regression."""
     from reports import compare_render
@@ -100,12 +102,12 @@ def compare(
     if env:
         if len(env) != 2 or head is not None:
             raise InvalidValue("--env takes exactly two labels (--env A --env B) and one run file")
-        base_side, head_side = load_env_sides(base, env[0], env[1])
+        base_side, head_side = load_env_sides(base, env[0], env[1], redact=redact)
         settings, sequential_note = sequential_settings(base_side.run, settings, threshold is not None)
     elif head is None:
         raise InvalidValue("compare needs BASE and HEAD run files, or one A/B run file with --env A --env B")
     else:
-        base_side, head_side = load_sides(base, head)
+        base_side, head_side = load_sides(base, head, redact=redact)
     comparison = compare_sides(base_side, head_side, settings)
     if sequential_note:
         comparison.warnings.insert(0, sequential_note)
@@ -168,6 +170,8 @@ def export(
         None, help="github-action-benchmark only: customBiggerIsBetter (throughput) or customSmallerIsBetter "
                    "(latency, memory, energy); run twice for both."),
     output: Path | None = typer.Option(None, "--output", "-o", help="File to write (default: standard output)."),
+    redact: bool = typer.Option(False, "--redact", help="Share-safe output: host names, user names, home paths "
+                                                         "and the command's paths replaced by placeholders."),
 ) -> None:
     """Export a run file for pytest-benchmark, github-action-benchmark or as CSV."""
     from harness.results import load_run
@@ -181,8 +185,12 @@ def export(
     if to != "github-action-benchmark" and tool is not None:
         raise InvalidValue("--tool only applies to --to github-action-benchmark")
     run = load_run(run_file)
+    if redact:
+        from reports.share_safe import redact_run
+
+        run = redact_run(run)
     if to == "csv":
-        text = formats.to_csv(str(run_file))
+        text = formats.to_csv(str(run_file), redact=redact)
     elif to == "pytest-benchmark":
         text = json.dumps(formats.to_pytest_benchmark(run), indent=1)
     else:
@@ -192,3 +200,21 @@ def export(
         err.print(f"wrote {escape(str(output))}")
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def redact(
+    runs: list[Path] = typer.Argument(..., metavar="RUN.json...", help="Run files to write share-safe copies of."),
+    output: Path | None = typer.Option(None, "--output", "-o",
+                                       help="With one run file: the copy to write (default: RUN.redacted.json)."),
+) -> None:
+    """Write share-safe copies of run files: host names, user names, home paths and the command's paths replaced
+    by stable placeholders; cases, metrics and fingerprint kept, so compare and history work on them."""
+    from harness.results import load_run
+    from reports.share_safe import redact_run
+
+    if output is not None and len(runs) != 1:
+        raise InvalidValue("--output names the copy of ONE run file; drop it to write RUN.redacted.json for each")
+    for run_file in runs:
+        target = output or run_file.with_name(run_file.stem + ".redacted.json")
+        _write(target, json.dumps(redact_run(load_run(run_file)), indent=1), "redacted run file")
+        err.print(f"wrote {escape(str(target))}")

@@ -40,6 +40,8 @@ def report(
     format_: str = typer.Option("html", "--format", help="html | markdown | table"),
     offline: bool = typer.Option(True, "--offline/--cdn",
                                  help="Embed plotly.js so the HTML works offline (default), or link it from the CDN."),
+    redact: bool = typer.Option(False, "--redact", help="Share-safe output: host names, user names, home paths "
+                                                         "and the command's paths replaced by placeholders."),
 ) -> None:
     """Build a report from run files: self-contained HTML, a markdown summary, or terminal tables."""
     check_choice("report format", format_, FORMATS)
@@ -47,12 +49,12 @@ def report(
     if format_ == "html":
         from reports.html import write_report
 
-        path = write_report(runs, output, "inline" if offline else "cdn")
+        path = write_report(runs, output, "inline" if offline else "cdn", redact=redact)
         out.print(f"report: {escape(str(path))}", soft_wrap=True)
         return
     from reports import dataset
 
-    data = dataset.load(runs)
+    data = dataset.load(runs, redact=redact)
     if format_ == "table":
         if output is not None:
             raise InvalidValue("--output is not used with --format table; redirect the output instead")

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.errors import TribenchError
 from reports.compare_metrics import METRICS, Metric, Thresholds, reading_value, step_samples
+from reports.share_safe import redact_run
 
 if TYPE_CHECKING:
     from harness.process_stats import ProcessTest
@@ -610,8 +611,9 @@ def _warnings(base: Side, head: Side, settings: CompareSettings) -> list[str]:
     return warnings
 
 
-def load_sides(base_path: str | Path, head_path: str | Path) -> tuple[Side, Side]:
-    """Read two run files as the base and head of a comparison; refuse the same run twice."""
+def load_sides(base_path: str | Path, head_path: str | Path, redact: bool = False) -> tuple[Side, Side]:
+    """Read two run files as the base and head of a comparison; refuse the same run twice. ``redact``: compare
+    share-safe copies, known by their file names (``reports.share_safe``)."""
     from harness.results import load_run
 
     base_path, head_path = Path(base_path), Path(head_path)
@@ -621,6 +623,9 @@ def load_sides(base_path: str | Path, head_path: str | Path) -> tuple[Side, Side
     if base_run.get("run_id") and base_run.get("run_id") == head_run.get("run_id"):
         raise CompareInputError(f"{base_path} and {head_path} hold the same run ({base_run['run_id']}); "
                                 "compare two different runs")
+    if redact:
+        base_run, head_run = redact_run(base_run), redact_run(head_run)
+        base_path, head_path = Path(base_path.name), Path(head_path.name)
     return side_from_run(base_run, str(base_path), "base"), side_from_run(head_run, str(head_path), "head")
 
 
@@ -648,11 +653,14 @@ def point_id(case: dict[str, Any]) -> str:
     return CaseSpec.from_dict(case["spec"]).point_id
 
 
-def load_env_sides(path: str | Path, base_env: str, head_env: str) -> tuple[Side, Side]:
-    """The two interpreters of a same-job A/B run file as base and head, joined by case point."""
+def load_env_sides(path: str | Path, base_env: str, head_env: str, redact: bool = False) -> tuple[Side, Side]:
+    """The two interpreters of a same-job A/B run file as base and head, joined by case point (``redact``: a
+    share-safe copy, as in ``load_sides``)."""
     from harness.results import load_run
 
     run = load_run(path)
+    if redact:
+        run, path = redact_run(run), Path(Path(path).name)
     labels = sorted({case["spec"].get("env", "") for case in run["cases"]} - {""})
     if base_env == head_env:
         raise CompareInputError(f"--env {base_env} given twice; name the two sides of the A/B run")

@@ -86,10 +86,16 @@ def run_labels(paths: list[Path], datas: list[dict[str, Any]]) -> list[str]:
     return [label if labels.count(label) == 1 else f"{label} #{i + 1}" for i, label in enumerate(labels)]
 
 
-def load_runs(paths: Iterable[str | os.PathLike]) -> list[Run]:
-    """Read every run file (a bad one raises ResultFileError: one line, exit 2)."""
+def load_runs(paths: Iterable[str | os.PathLike], redact: bool = False) -> list[Run]:
+    """Read every run file (a bad one raises ResultFileError: one line, exit 2); ``redact``: share-safe copies
+    (``reports.share_safe``), each known by its file name only."""
     paths = [Path(path) for path in paths]
     datas = [load_run(path) for path in paths]
+    if redact:
+        from reports.share_safe import redact_run
+
+        datas = [redact_run(data) for data in datas]
+        paths = [Path(path.name) for path in paths]
     return [Run(path, data, label) for path, data, label in zip(paths, datas, run_labels(paths, datas), strict=True)]
 
 
@@ -253,8 +259,8 @@ def build(runs: list[Run]) -> ReportData:
                       patterns=series_patterns(frame), series_title=_series_title(frame))
 
 
-def load(paths: Iterable[str | os.PathLike]) -> ReportData:
-    return build(load_runs(paths))
+def load(paths: Iterable[str | os.PathLike], redact: bool = False) -> ReportData:
+    return build(load_runs(paths, redact))
 
 
 _EMPTY_RUN = Run(Path("-"), {}, "-")

@@ -158,8 +158,8 @@ def to_github_action_benchmark(run: dict[str, Any], tool: str) -> list[dict[str,
     return [{key: value for key, value in entry.items() if value is not None} for entry in entries]
 
 
-def to_csv(path: str) -> str:
-    """One row per case (the columns of ``reports.load``), as CSV text."""
+def to_csv(path: str, redact: bool = False) -> str:
+    """One row per case (the columns of ``reports.load``), as CSV text (share-safe with ``redact``)."""
     from reports.frame import load
 
-    return load([path]).to_csv(index=False)
+    return load([path], redact=redact).to_csv(index=False)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from harness.results import load_run
@@ -135,13 +136,18 @@ def case_row(run: dict[str, Any], case: dict[str, Any], run_file: str) -> dict[s
     return row
 
 
-def load(paths: Iterable[str | os.PathLike]):
-    """Load run files into a DataFrame (one row per case per run); bad files raise ResultFileError."""
+def load(paths: Iterable[str | os.PathLike], redact: bool = False):
+    """Load run files into a DataFrame (one row per case per run); bad files raise ResultFileError.
+    ``redact``: share-safe copies (``reports.share_safe``), each known by its file name."""
     import pandas as pd
 
     rows = []
     for path in paths:
         run = load_run(path)
+        if redact:
+            from reports.share_safe import redact_run
+
+            run, path = redact_run(run), Path(path).name
         rows.extend(case_row(run, case, str(path)) for case in run["cases"])
     frame = pd.DataFrame(rows, columns=list(case_row_columns()) if not rows else None)
     for column in NUMERIC_COLUMNS:  # a column of missing readings is NaN, not an object column of None

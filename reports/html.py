@@ -80,12 +80,13 @@ def default_output(first_run: str | os.PathLike) -> Path:
 
 
 def write_report(run_paths: Iterable[str | os.PathLike], output: str | os.PathLike | None = None,
-                 plotly_js: str = "inline") -> Path:
-    """Load the run files, render the report and write it (atomically); returns its path."""
+                 plotly_js: str = "inline", redact: bool = False) -> Path:
+    """Load the run files (share-safe copies with ``redact``), render the report and write it (atomically);
+    returns its path."""
     from harness.results import check_writable
 
     run_paths = list(run_paths)
-    data = dataset.load(run_paths)
+    data = dataset.load(run_paths, redact=redact)
     path = Path(output) if output else default_output(run_paths[0])
     check_writable(path)
     temporary = path.with_name(f".{path.name}.tmp")
