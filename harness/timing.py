@@ -8,10 +8,11 @@ tested exactly with a fake clock.
 Procedure
 1. First step: trace / compile / autotune. Its time is ``compile_time_s`` and
    is never mixed into the samples.
-2. Warm-up: keep stepping until the median of the last ``warmup_window`` steps
-   is within ``warmup_tolerance`` of the median of the window before it, or
-   until ``max_warmup_steps`` / ``max_warmup_time_s`` (then ``steady`` is False
-   and the result says so).
+2. Warm-up: keep stepping for at least ``min_warmup_time_s`` (a floor, so that tiny steps on a fast
+   device are not measured while its clocks and caches still settle) and until the median of the
+   last ``warmup_window`` steps is within ``warmup_tolerance`` of the median of the window before
+   it, or until ``max_warmup_steps`` / ``max_warmup_time_s`` (then ``steady`` is False and the
+   result says so).
 3. Measurement: keep stepping until at least ``min_steps`` samples and
    ``min_time_s`` seconds are in AND the 95% CI of the median is within
    ``target_ci`` of it (``converged``), or ``max_time_s`` / ``max_steps`` is
@@ -87,6 +88,7 @@ class TimingConfig:
     warmup_tolerance: float = 0.05
     max_warmup_steps: int = 200
     max_warmup_time_s: float = 5.0
+    min_warmup_time_s: float = 0.0  # the warm-up's floor in seconds (the CLI's --min-warmup, default 0.2)
     check_growth: float = 1.05
     fixed_steps: bool = False  # exactly max_warmup_steps warm-up and min_steps measured steps
 
@@ -97,6 +99,9 @@ class TimingConfig:
             raise InvalidValue("timing needs 0 <= min_time <= max_time and max_time > 0")
         if not 0 < self.target_ci < 1:
             raise InvalidValue(f"target CI must be between 0 and 1 (e.g. 0.02 for ±2%), got {self.target_ci}")
+        if not 0 <= self.min_warmup_time_s <= self.max_warmup_time_s:
+            raise InvalidValue(f"the minimum warm-up must be between 0 and {self.max_warmup_time_s:g} s "
+                               f"(the warm-up's cap), got {self.min_warmup_time_s:g}")
         if self.warmup_window < 1 or self.check_growth <= 1:
             raise InvalidValue("timing needs warmup_window >= 1 and check_growth > 1")
 
@@ -145,7 +150,8 @@ def warm_up(session, config: TimingConfig, clock: Clock) -> tuple[list[float], b
     start = clock()
     while True:
         samples.append(_timed_step(session, clock))
-        if is_steady(samples, config.warmup_window, config.warmup_tolerance):
+        if (clock() - start >= config.min_warmup_time_s
+                and is_steady(samples, config.warmup_window, config.warmup_tolerance)):
             return samples, True
         if len(samples) >= config.max_warmup_steps or clock() - start >= config.max_warmup_time_s:
             return samples, False

@@ -379,3 +379,17 @@ def test_backends_that_fail_to_start_are_reported_not_raised(monkeypatch):
     assert found.details["jaxlib"] == adapter.jaxlib.__version__
     with pytest.raises(CaseSkipped, match=r"^JAX could not start its backends: Unable to initialize"):
         adapter.backend().build(case("cnn"))
+
+
+def test_a_training_sync_waits_for_the_new_state_as_well_as_the_loss(monkeypatch):
+    session = adapter.backend().build(case("cnn"))
+    waited = []
+    monkeypatch.setattr(adapter.jax, "block_until_ready", lambda tree: waited.append(tree) or tree)
+    loss = session.step()
+    session.sync(loss)
+    ((state, handle),) = waited
+    assert handle is loss and state is session._state
+    infer = adapter.backend().build(case("cnn", "infer"))
+    outputs = infer.step()
+    infer.sync(outputs)
+    assert waited[-1] is outputs  # inference waits on its outputs alone: there is no new state

@@ -126,6 +126,7 @@ def test_sigterm_ends_a_run_like_ctrl_c(tmp_path):
     (["--batch", "-3"], "error: batch size must be a whole number above 0, got '-3'"),
     (["--batch", "2.5"], "error: batch size must be a whole number above 0, got '2.5'"),
     (["--tag", "novalue"], "error: --tag takes KEY=VALUE, got 'novalue'"),
+    (["--min-warmup", "9"], "error: the minimum warm-up must be between 0 and 5 s (the warm-up's cap), got 9"),
     (["--suite", "nightly"], "error: unknown suite 'nightly'; built-in suites: smoke, standard, or give a path "
                              "to a .toml file"),
 ])
@@ -144,3 +145,14 @@ def test_unwritable_output_is_a_user_error(tmp_path):
     assert done.returncode == 2
     assert done.stderr.startswith(f"error: cannot create output folder {blocker}")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_warmup_floor_reaches_every_process(tmp_path):
+    out = tmp_path / "run.json"
+    done = tribench("run", *FAST, "--workload", "cnn", "--processes", "2", "--min-warmup", "0.1", "--output", str(out),
+                    env=fake_env(FAKE_STEP_S="0.001"))
+    assert done.returncode == 0, done.stderr
+    run = load_run(out)
+    assert run["settings"]["timing"]["min_warmup_time_s"] == 0.1
+    (case,) = run["cases"]
+    assert all(sum(process["timing"]["warmup_samples_s"]) >= 0.1 * 0.95 for process in case["repeats"])

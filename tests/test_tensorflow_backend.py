@@ -404,3 +404,13 @@ def test_importing_with_another_keras_backend_refuses_before_tensorflow_loads():
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "CaseSkipped False False"
+
+
+@pytest.mark.parametrize("kind, mode, device_syncs", [("cpu", "train", 0), ("gpu", "train", 1), ("tpu", "train", 1),
+                                                       ("cpu", "infer", 1), ("gpu", "infer", 1)])
+def test_a_training_sync_on_an_accelerator_waits_for_the_variable_updates(kind, mode, device_syncs, monkeypatch):
+    calls = []
+    monkeypatch.setattr(tf.test.experimental, "sync_devices", lambda: calls.append(1))
+    session = adapter.TensorFlowSession(lambda: tf.constant(1.5), None, kind, mode, {})
+    session.sync(session.step())
+    assert len(calls) == device_syncs

@@ -36,6 +36,20 @@ def test_warmup_runs_until_two_windows_agree():
     assert result.warmup_steady is True
 
 
+def test_warmup_lasts_at_least_its_floor_even_when_steady_at_once():
+    # steady after 6 steps of T (two agreeing windows of 3), but the floor asks for 16 T of warm-up
+    result, _ = run([1.0] + [T] * 1000, warmup_window=3, min_warmup_time_s=16 * T, min_steps=10, min_time_s=0.0)
+    assert result.warmup_samples_s == [T] * 16
+    assert result.warmup_steady is True
+    without_floor, _ = run([1.0] + [T] * 1000, warmup_window=3, min_steps=10, min_time_s=0.0)
+    assert without_floor.warmup_samples_s == [T] * 6
+
+
+def test_a_floor_above_the_warmup_cap_is_refused():
+    with pytest.raises(InvalidValue, match="the minimum warm-up must be between 0 and 5 s"):
+        TimingConfig(min_warmup_time_s=6.0)
+
+
 def test_warmup_gives_up_after_max_steps_and_says_so():
     alternating = itertools.cycle([0.1, 0.3])  # window medians never agree with window=1
     result, _ = run(itertools.chain([1.0], alternating), warmup_window=1, max_warmup_steps=7,

@@ -364,7 +364,9 @@ class JaxSession:
         return self._run(self._variables, self._inputs)
 
     def sync(self, handle: object) -> None:
-        jax.block_until_ready(handle)
+        """Wait for everything the step produced: in training the new state (parameters, optimizer moments)
+        as well as the loss, since the update may finish after the loss is ready; in inference the outputs."""
+        jax.block_until_ready((self._state, handle) if self._train else handle)
 
     def memory(self) -> MemoryReading:
         return (peak_memory_reading(self._device.memory_stats(), self._device.platform),)

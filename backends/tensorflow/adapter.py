@@ -310,9 +310,13 @@ class TensorFlowSession:
         return self._step()
 
     def sync(self, handle: object) -> None:
-        """Train: read the scalar loss on the host. Infer: wait on every device (no output copy)."""
+        """Train: read the scalar loss on the host, then, on an accelerator, wait on every device so that the
+        variable updates queued after the loss are done too (on the CPU a tf.function call returns only when
+        all its ops, updates included, have run). Infer: wait on every device (no output copy)."""
         if self._sync_by_loss:
             handle.numpy()
+            if self._kind != "cpu":
+                tf.test.experimental.sync_devices()
         else:
             tf.test.experimental.sync_devices()
 
