@@ -36,21 +36,27 @@ class BackendEntry:
     # What each compile mode (harness.spec.COMPILE_MODES) runs in this framework, in a few words: recorded in
     # every case (``execution``), shown under tables and by ``tribench list backends``.
     compile_modes: tuple[tuple[str, str], ...] = ()
+    # The top-level packages of the framework: a worker of any other built-in backend blocks them
+    # (harness.import_guard); empty for out-of-tree backends, which block nothing.
+    packages: tuple[str, ...] = ()
 
 
 _BUILTIN = (
-    BackendEntry("torch", "backends.torch.adapter", ("torch",), "pip install -e '.[torch]'", compile_modes=(
+    BackendEntry("torch", "backends.torch.adapter", ("torch",), "pip install -e '.[torch]'",
+                 packages=("torch", "torchvision", "torchaudio"), compile_modes=(
         ("native", "eager PyTorch"), ("compiled", "torch.compile (TorchInductor)"),
         ("op-by-op", "eager PyTorch (the same as native)"))),
     BackendEntry(
         "tensorflow", "backends.tensorflow.adapter", ("tensorflow", "keras"),
-        "pip install -e '.[tensorflow]'", launch="single-process", compile_modes=(
+        "pip install -e '.[tensorflow]'", launch="single-process",
+        packages=("tensorflow", "keras", "tf_keras"), compile_modes=(
             ("native", "tf.function graph (no XLA; on a TPU, XLA as every function)"),
             ("compiled", "tf.function(jit_compile=True) (XLA)"),
             ("op-by-op", "eager TensorFlow, no tf.function")),
     ),
     BackendEntry("jax", "backends.jax.adapter", ("jax", "flax", "optax"), "pip install -e '.[jax]'",
-                 launch="single-process", worker_env="backends.jax.launch", compile_modes=(
+                 launch="single-process", worker_env="backends.jax.launch",
+                 packages=("jax", "jaxlib", "flax", "optax", "orbax"), compile_modes=(
                      ("native", "jax.jit (XLA)"), ("compiled", "jax.jit (XLA; the same program as native)"),
                      ("op-by-op", "no jax.jit: every op dispatched on its own"))),
 )

@@ -56,6 +56,9 @@ def query(name: str, python: str = sys.executable) -> Availability:
 
 def main(argv: list[str]) -> int:
     (name,) = argv
+    from harness.import_guard import block_other_frameworks
+
+    block_other_frameworks(name)
     print(json.dumps(backends.get(name).availability().to_dict()))
     return 0
 

@@ -1,7 +1,8 @@
 """A fork server: one interpreter imports one backend's framework once, then forks a fresh child per process.
 
-``python -m harness.fork_server BACKEND`` imports the backend's adapter (and so its framework) and the
-modules the backend names in ``preload_modules``, and nothing else: no model is built, no device
+``python -m harness.fork_server BACKEND`` blocks the other frameworks (``harness.import_guard``),
+imports the backend's adapter (and so its framework) and the modules the backend names in
+``preload_modules``, and nothing else: no model is built, no device
 runtime is started, no thread of ours runs. It then answers requests, one JSON line each on stdin:
 
     {"kind": "case", "input": IN.json, "output": OUT.json, "log": LOG}   one measured process
@@ -93,7 +94,9 @@ def serve_one(request: dict[str, Any], backend_name: str) -> None:
 def load(backend_name: str) -> dict[str, Any]:
     """Import the backend and its preload modules; return the ``ready`` message."""
     import backends
+    from harness.import_guard import block_other_frameworks
 
+    block_other_frameworks(backend_name)  # inherited by every child, as a fresh worker installs it first
     started = time.perf_counter()
     backend = backends.get(backend_name)
     imported_s = time.perf_counter() - started

@@ -136,6 +136,9 @@ def _measure_here(backend: str, devices: list[str], options: PeakOptions) -> dic
 def main(argv: list[str]) -> int:
     input_path, output_path = argv
     request = json.loads(Path(input_path).read_text())
+    from harness.import_guard import block_other_frameworks
+
+    block_other_frameworks(request["backend"])
     results = _measure_here(request["backend"], request["devices"], PeakOptions.from_dict(request["options"]))
     Path(output_path).write_text(json.dumps(results))
     return 0

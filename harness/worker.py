@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from harness import profiling
+from harness.import_guard import block_other_frameworks, frameworks_imported
 from harness.level_shift import LevelShiftRule, find_level_shift
 from harness.probes import memory as host_memory
 from harness.probes.disturbance import DisturbanceWindow, disturbance_record
@@ -108,6 +109,7 @@ def main(argv: list[str]) -> int:
     with open(input_path) as handle:
         request = json.load(handle)
     spec = CaseSpec.from_dict(request["spec"])
+    blocked = block_other_frameworks(spec.backend)  # first: before anything can import a framework
     config = TimingConfig(**request["timing"])
     energy = EnergySettings.from_dict(request.get("energy", {}))
     profile = profiling.ProfileRequest.from_dict(request["profile"]) if request.get("profile") else None
@@ -122,6 +124,7 @@ def main(argv: list[str]) -> int:
         traceback.print_exc()
         result = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
     result["pid"] = os.getpid()
+    result["imports"] = {"frameworks": frameworks_imported(), "blocked": list(blocked)}
     _write_json(output_path, result)
     return 0
 
