@@ -79,6 +79,7 @@ def run_case(spec: CaseSpec, config: TimingConfig, energy: EnergySettings = Ener
         "memory": [reading.to_dict() for reading in readings],
         "energy": energy_record,
         "disturbance": disturbance_evidence(disturbance, timing.samples_s),
+        "build": dict(getattr(session, "info", None) or {}),  # how the backend built the case (formats, devices)
     }
     if spec.total_devices > 1:
         result.update(replica_facts(session, spec))

@@ -142,8 +142,17 @@ def test_scaler_and_channels_last():
     assert not devices.uses_grad_scaler("fp16", "infer")
     assert not devices.uses_grad_scaler("bf16", "train")
     assert devices.uses_channels_last("cuda", is_cnn=True)
-    assert not devices.uses_channels_last("cpu", is_cnn=True)
+    assert devices.uses_channels_last("cpu", is_cnn=True)
+    assert not devices.uses_channels_last("mps", is_cnn=True)
     assert not devices.uses_channels_last("cuda", is_cnn=False)
+
+
+def test_cpu_cnns_run_channels_last_and_say_so():
+    cnn = adapter.backend().build(case("cnn"))
+    assert cnn.info == {"memory_format": "channels_last", "compile": "eager"}
+    assert cnn._batch.inputs.is_contiguous(memory_format=torch.channels_last)
+    rnn = adapter.backend().build(case("rnn"))
+    assert rnn.info["memory_format"] == "contiguous"
 
 
 def test_importing_the_package_does_not_import_torch():

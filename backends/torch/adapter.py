@@ -11,7 +11,8 @@ Decisions a reader of the results should know:
 * Adam is ``fused=True`` (one kernel for all parameters on cpu, cuda and mps). It also keeps the
   fp16 GradScaler free of host syncs: a fused optimizer takes the scale and the inf-check on
   the device instead of reading them back.
-* On CUDA, CNNs run channels-last and ``cudnn.benchmark`` is on (shapes are fixed; the
+* CNNs run channels-last on CUDA and on the CPU (PyTorch's fast path on both, measured:
+  ``devices.uses_channels_last``); on CUDA ``cudnn.benchmark`` is on (shapes are fixed; the
   autotuning lands in the first, separately timed, step). TF32 settings are torch's defaults
   (``torch.get_float32_matmul_precision()`` and ``cudnn.allow_tf32`` are recorded in availability).
 * ``sync``: ``torch.cuda.synchronize`` / ``torch.mps.synchronize``; on the CPU every torch op has
@@ -278,6 +279,8 @@ def create_session(case: CaseSpec, device: torch.device) -> TorchSession:
     wrapped = parallel or model
     runner = torch.compile(wrapped) if case.compile == "compiled" else wrapped
     session = TorchSession(model, runner, batch, case, device)
+    session.info = {"memory_format": "channels_last" if devices.uses_channels_last(device.type, models.is_cnn(spec))
+                    else "contiguous", "compile": "torch.compile" if case.compile == "compiled" else "eager"}
     if ranks:  # the worker times the steps inside this (barrier; DDP join when training)
         session.distributed_scope = functools.partial(distributed.scope, parallel)
     return session
