@@ -251,3 +251,28 @@ def test_the_reported_minimum_detectable_change_is_detected() -> None:
     assert detectable is not None, "compare reports no min_detectable on the throughput metric"
     power = power_at(scenario, 0.05, detectable, trials=100, seed=105)
     assert power >= 0.95, f"a planted drop of {detectable:.1%} (the reported MDC) was regressed in {power:.0%}"
+
+
+@pytest.mark.calibration
+def test_a_three_percent_shift_is_found_at_the_process_count_compare_asks_for() -> None:
+    """2% between-process noise: a pilot comparison (5 processes a side, threshold 1%) says how many
+    processes per side would resolve 3%; at that count a planted 3% slowdown is regressed in >= 95%."""
+    from benchmarks.calibration import trial_runs
+    from reports.compare import CompareSettings
+    from reports.compare_metrics import Thresholds
+
+    pilot = Scenario(between_sigma=0.02, processes=5)
+    settings = CompareSettings(thresholds=Thresholds(default=0.01), resolve=0.03)
+    asked = []
+    for trial in range(20):
+        base, head = trial_runs(pilot, 106, trial)
+        comparison = compare_sides(side_from_run(base, "base.json", "base"), side_from_run(head, "head.json", "head"),
+                                   settings)
+        asked += [metric.processes_needed for case in comparison.cases for metric in case.metrics
+                  if metric.metric == "throughput" and metric.processes_needed is not None]
+    assert asked, "compare asked for no process count"
+    needed = math.ceil(statistics.median(asked))
+    judged = outcomes(Scenario(between_sigma=0.02, processes=needed), threshold=0.01, trials=100, seed=107,
+                      shift={0: 1.03})
+    regressed = shifted_case_fraction(judged, "regressed")
+    assert regressed >= 0.95, f"a planted 3% slowdown at the asked {needed} processes was regressed in {regressed:.0%}"
