@@ -79,7 +79,12 @@ class Session(Protocol):
 class Backend(Protocol):
     """A framework's adapter. It MAY also set ``preload_modules``: modules its cases import lazily that a
     fork server (``harness.fork_server``) imports once before forking, beside the framework itself. Only
-    modules whose import starts no thread and touches no device belong there."""
+    modules whose import starts no thread and touches no device belong there.
+
+    It MAY implement ``apply_threads(intra_op: int, inter_op: int) -> dict``: set the framework's CPU thread
+    pools (``harness.threads``), called in the worker after its CPU set is pinned and before ``build``,
+    returning what the framework now reports (``intra_op``, ``inter_op``, ``how``). Without it the
+    framework keeps its own thread counts, and the process record says so."""
 
     name: str
 

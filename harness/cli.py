@@ -119,6 +119,11 @@ def run(
                                      "exactly --warmup-steps warm-up steps (no adaptive stopping)."),
     warmup_steps: int | None = typer.Option(None, "--warmup-steps", min=0,
                                             help="Warm-up steps with --steps (default 10)."),
+    threads: str = typer.Option("auto", "--threads", metavar="N|auto|framework",
+                                help="Threads per measured process, the same for every framework: auto = the "
+                                     "CPUs this process may use, cut to the cgroup quota (or OMP_NUM_THREADS "
+                                     "when set); N = N threads on N of them; framework = each framework's own "
+                                     "defaults."),
     fork_server: bool = typer.Option(True, "--fork-server/--fresh-interpreters",
                                      help="Fork each single-device CPU process from a per-framework server that "
                                           "imported the framework once (the run file says what was shared), or "
@@ -131,6 +136,7 @@ def run(
     from harness.results import new_run_id
     from harness.run import default_output
     from harness.runner import worker_environment
+    from harness.threads import policy_for_run
 
     if timeout <= 0:
         raise InvalidValue(f"--timeout must be above 0 seconds, got {timeout}")
@@ -156,7 +162,7 @@ def run(
                            min_warmup=min_warmup,
                            idle_baseline=idle_baseline, profile_steps=profile_steps if profile else None)
     options = replace(options, scaling=scaling, cluster=cluster, max_processes=max_processes,
-                      process_target_ci=target_ci, case_budget_s=case_budget)
+                      process_target_ci=target_ci, case_budget_s=case_budget, threads=policy_for_run(threads))
     if sequential:
         options = _sequential_options(options, pythons, threshold or "5%",
                                       points=len({spec.point_id for spec in specs}))

@@ -216,7 +216,8 @@ def run_distributed(spec: CaseSpec, options: Any) -> dict[str, Any]:
         outputs = [Path(folder, f"out-{rank}.json") for rank in range(spec.devices)]
         energy = replace(options.energy, enabled=False).to_dict()  # each rank would count the shared package
         request.write_text(json.dumps({"spec": spec.to_dict(), "timing": options.timing.to_dict(),
-                                       "energy": energy, "profile": None}))
+                                       "energy": energy, "profile": None,  # each rank takes its share of the CPUs
+                                       "threads": options.threads.to_dict() if options.threads else None}))
         started = time.perf_counter()
         ranks = _start_ranks([options.python_for(spec.env), "-m", "harness.worker", str(request)], outputs,
                              worker_environment(), options)

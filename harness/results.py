@@ -112,6 +112,8 @@ class RunFile:
         case = self._case_entry(spec)
         case["status"], case["error"] = case_status(repeats)
         case["repeats"] = repeats
+        if "threads" in process_result and "threads" not in case:  # the first process's CPU set and pools
+            case["threads"] = process_result["threads"]
         case["metrics"] = case_metrics(spec, repeats, self.data.get("environment"))
         self.save()
         return case

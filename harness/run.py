@@ -19,6 +19,7 @@ from harness.probes.baseline import measure_idle
 from harness.results import RunFile, check_writable
 from harness.runner import Progress, RunOptions, execute
 from harness.spec import CaseSpec
+from harness.threads import pin_every_thread
 
 
 def plan_or_refuse(specs: list[CaseSpec], availability_of: Callable[[CaseSpec], Availability]) -> list[PlannedCase]:
@@ -40,6 +41,7 @@ def start_run(output: Path, specs: list[CaseSpec], options: RunOptions, tags: di
               command: list[str], run_id: str) -> tuple[RunFile, list[PlannedCase]]:
     """Plan, capture the environment and create the (empty) run file on disk."""
     check_writable(output)
+    threads = thread_settings(options)  # first: the fork servers the availability asks start inherit the pin
     ask = _availability_asker(options)
 
     def query(spec: CaseSpec) -> Availability:
@@ -53,7 +55,8 @@ def start_run(output: Path, specs: list[CaseSpec], options: RunOptions, tags: di
                               "target_ci": options.process_target_ci if options.max_processes else None,
                               "case_budget_s": options.case_budget_s if options.max_processes else None,
                               "shared_between_processes": shared_between_processes(options)},
-                "energy": {k: v for k, v in options.energy.to_dict().items() if k != "baselines"}}
+                "energy": {k: v for k, v in options.energy.to_dict().items() if k != "baselines"},
+                "threads": threads}
     if options.cluster:  # a multi-host run: this file holds this host's ranks (tribench merge joins them)
         settings["cluster"] = options.cluster.to_dict()
     env = environment.capture(frameworks)
@@ -68,6 +71,13 @@ def start_run(output: Path, specs: list[CaseSpec], options: RunOptions, tags: di
     run_file = RunFile(output, env, settings, tags, command, run_id)
     run_file.save()
     return run_file, planned
+
+
+def thread_settings(options: RunOptions) -> dict[str, object]:
+    """The run's thread policy for the run file; the parent pins itself to the kept CPU where there is one."""
+    if options.threads is None:
+        return {"policy": "framework defaults (--threads framework): each framework sizes its own pools"}
+    return {**options.threads.to_dict(), "parent": pin_every_thread(options.threads.reserved_cpus)}
 
 
 def shared_between_processes(options: RunOptions) -> str:

@@ -50,6 +50,7 @@ from harness.profiling import ProfileOptions
 from harness.results import RunFile
 from harness.sequential import SequentialPlan, decision, per_process_medians
 from harness.spec import CaseSpec
+from harness.threads import ThreadPolicy
 from harness.timing import TimingConfig
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ class RunOptions:
     cluster: Cluster | None = None  # --nodes M > 1: this host's place in a multi-host run
     launch_index: int = 0  # which case process of the run this is (a multi-host case's rendezvous port)
     fork_servers: ForkServerPool | None = None  # fork eligible processes from per-backend servers (None: fresh)
+    threads: ThreadPolicy | None = None  # every worker's CPU set and thread counts (None: framework defaults)
 
     @property
     def process_cap(self) -> int:
@@ -142,7 +144,8 @@ def run_process(spec: CaseSpec, options: RunOptions) -> dict[str, Any]:
 
 def _request(spec: CaseSpec, options: RunOptions) -> dict[str, Any]:
     return {"spec": spec.to_dict(), "timing": options.timing.to_dict(), "energy": options.energy.to_dict(),
-            "profile": options.profile.request_for(spec.id).to_dict() if options.profile else None}
+            "profile": options.profile.request_for(spec.id).to_dict() if options.profile else None,
+            "threads": options.threads.to_dict() if options.threads else None}
 
 
 def _run_worker(spec: CaseSpec, options: RunOptions, env: dict[str, str]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from harness import profiling
+from harness import profiling, threads
 from harness.import_guard import block_other_frameworks, frameworks_imported
 from harness.level_shift import LevelShiftRule, find_level_shift
 from harness.probes import memory as host_memory
@@ -41,17 +41,22 @@ def _write_json(path: str, data: dict[str, Any]) -> None:
 def run_case(spec: CaseSpec, config: TimingConfig, energy: EnergySettings = EnergySettings(),
              profile: profiling.ProfileRequest | None = None,
              checkpoint: Callable[[dict[str, Any]], None] | None = None,
-             disturbance: DisturbanceWindow | None = None) -> dict[str, Any]:
+             disturbance: DisturbanceWindow | None = None,
+             thread_record: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build the case's session and time it; return the process result (status ok).
 
     The energy window opens after warm-up and closes after the last measured step
     (``harness.probes.timed_window``); a probe that fails makes energy unavailable, not the case.
     The disturbance window (``disturbance``; tests pass one reading a fake /proc) nests inside it.
+    ``thread_record`` (``harness.threads.apply_in_worker``: the process already pinned) gets what the
+    framework's pools were set to, before the build.
     """
     import backends  # the registry; the framework itself is imported by backends.get
 
     setup_start = time.perf_counter()  # the framework's import counts as setup, as it always has
     backend = backends.get(spec.backend)
+    if thread_record is not None:
+        thread_record["framework"] = framework_threads(backend, thread_record)
     if spec.total_devices > 1 and not getattr(backend, "data_parallel", False):
         from backends.base import CaseSkipped
         from harness.distributed import unsupported_reason
@@ -91,6 +96,23 @@ def run_case(spec: CaseSpec, config: TimingConfig, energy: EnergySettings = Ener
     return result
 
 
+def framework_threads(backend: Any, record: dict[str, Any]) -> dict[str, Any]:
+    """Set the framework's pools to the policy's counts (``Backend.apply_threads``); what it now reports."""
+    apply = getattr(backend, "apply_threads", None)
+    if apply is None:
+        return {"how": "not set: the backend has no apply_threads; the framework keeps its own counts"}
+    return apply(int(record["intra_op"]), int(record["inter_op"]))
+
+
+def pin_process(request: dict[str, Any]) -> dict[str, Any] | None:
+    """Apply the run's thread policy (``harness.threads``) to this process, its rank's share if data-parallel."""
+    if not request.get("threads"):
+        return None  # --threads framework: every framework keeps its own defaults
+    policy = threads.ThreadPolicy.from_dict(request["threads"])
+    rank, world = int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    return threads.apply_in_worker(policy.for_rank(rank, world))
+
+
 def disturbance_evidence(window: DisturbanceWindow, samples_s: list[float],
                          rule: LevelShiftRule = LevelShiftRule()) -> dict[str, Any]:
     """The process's ``disturbance`` record: the window's readings, a level shift in its own steps, the verdict."""
@@ -111,6 +133,7 @@ def main(argv: list[str]) -> int:
         request = json.load(handle)
     spec = CaseSpec.from_dict(request["spec"])
     blocked = block_other_frameworks(spec.backend)  # first: before anything can import a framework
+    thread_record = pin_process(request)  # before the framework starts a thread: they inherit the CPU set
     config = TimingConfig(**request["timing"])
     energy = EnergySettings.from_dict(request.get("energy", {}))
     profile = profiling.ProfileRequest.from_dict(request["profile"]) if request.get("profile") else None
@@ -118,13 +141,15 @@ def main(argv: list[str]) -> int:
 
     try:
         result = run_case(spec, config, energy, profile,
-                          checkpoint=lambda partial: _write_json(output_path, {**partial, "pid": os.getpid()}))
+                          checkpoint=lambda partial: _write_json(output_path, {**partial, "pid": os.getpid()}),
+                          thread_record=thread_record)
     except CaseSkipped as skipped:
         result = {"status": "skipped", "error": str(skipped)}
     except Exception as error:  # a case's failure must not hide its traceback
         traceback.print_exc()
         result = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
     result["pid"] = os.getpid()
+    result["threads"] = thread_record or {"policy": "framework defaults (--threads framework)"}
     result["imports"] = {"frameworks": frameworks_imported(), "blocked": list(blocked)}
     _write_json(output_path, result)
     return 0

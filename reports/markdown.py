@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from reports.dataset import ReportData, fingerprint_differences
-from reports.report_format import execution_legend
+from reports.report_format import execution_legend, threads_lines
 from reports.scaling_section import SCALING_COLUMNS, scaling_rows
 from reports.summary import SUMMARY_COLUMNS, energy_reasons, ok_rows, problem_rows, status_counts
 
@@ -70,6 +70,9 @@ def _results(data: ReportData) -> list[str]:
     legend = execution_legend([case for run in data.runs for case in run.data.get("cases", [])])
     if legend:
         lines.extend(["", "Compile modes:", *(f"- {md(line)}" for line in legend)])
+    threads = threads_lines([run.data for run in data.runs])
+    if threads:
+        lines.extend(["", *(md(line) for line in threads)])
     return lines
 
 

@@ -97,3 +97,21 @@ def execution_legend(cases: list[dict[str, Any]]) -> list[str]:
             meanings.setdefault(spec["compile"], {}).setdefault(spec["backend"], execution)
     return [f"{mode}: " + "; ".join(f"{backend} = {text}" for backend, text in backends.items())
             for mode, backends in meanings.items()]
+
+
+def threads_line(run: dict[str, Any]) -> str | None:
+    """The run's CPU thread policy in one line (``settings.threads``, ``harness.threads``); None for old files."""
+    threads = (run.get("settings") or {}).get("threads")
+    if not threads:
+        return None
+    if "intra_op" not in threads:
+        return f"threads: {threads.get('policy', 'not recorded')}"
+    notes = "; ".join(threads.get("notes") or [])
+    line = (f"threads: intra-op {threads['intra_op']}, inter-op {threads['inter_op']} per process, pinned to CPUs "
+            f"{threads['worker_cpus']} ({threads.get('source', '')})")
+    return line + (f"; {notes}" if notes else "")
+
+
+def threads_lines(runs: list[dict[str, Any]]) -> list[str]:
+    """Each distinct run's thread policy line, in order."""
+    return list(dict.fromkeys(line for line in map(threads_line, runs) if line))

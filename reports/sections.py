@@ -15,7 +15,15 @@ from reports import charts as chart_kinds
 from reports import units
 from reports.charts import NOISE_WARNING, Chart
 from reports.dataset import ReportData, Run, fingerprint_differences
-from reports.report_format import ci_basis_meaning, ci_basis_text, ci_text, execution_legend, number, whole
+from reports.report_format import (
+    ci_basis_meaning,
+    ci_basis_text,
+    ci_text,
+    execution_legend,
+    number,
+    threads_lines,
+    whole,
+)
 from reports.report_format import missing as _missing
 
 STATUS_CLASS = {"ok": "ok", "skipped": "skipped", "failed": "failed", "timeout": "failed"}
@@ -214,7 +222,7 @@ def throughput_section(data: ReportData) -> Section:
     body = ("<p>Throughput is batch size / median step time. Error bars are the 95% confidence interval of the "
             "case's median step time across its processes (with one process, that process's own CI of its median, "
             "which says nothing about how fresh processes differ), turned into throughput.</p>"
-            + _execution_legend(data) + note + "".join(chart_div(c) for c in charts)
+            + _execution_legend(data) + _threads_note(data) + note + "".join(chart_div(c) for c in charts)
             + (chart_div(relative) if relative else ""))
     if not charts:
         body += notice("no case finished, so there is no throughput to show", "info")
@@ -227,6 +235,11 @@ def _execution_legend(data: ReportData) -> str:
     if not lines:
         return ""
     return '<p>Compile modes:</p><ul class="legend">' + "".join(f"<li>{e(line)}</li>" for line in lines) + "</ul>"
+
+
+def _threads_note(data: ReportData) -> str:
+    """The runs' CPU thread policy (``settings.threads``): how many threads every framework ran, where."""
+    return "".join(f"<p>{e(line)}</p>" for line in threads_lines([run.data for run in data.runs]))
 
 
 def latency_section(data: ReportData) -> Section:

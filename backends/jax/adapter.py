@@ -417,6 +417,12 @@ class JaxBackend:
     def availability(self) -> Availability:
         return availability()
 
+    def apply_threads(self, intra_op: int, inter_op: int) -> dict[str, Any]:
+        """XLA:CPU has no thread-count API: it sizes its pool from the CPU set the worker was pinned to."""
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return {"how": "no API: XLA:CPU sizes its intra-op pool from the process's CPU set", "intra_op": cpus,
+                "inter_op": None, "inter_op_note": "XLA:CPU schedules a program's independent ops itself"}
+
     def build(self, case: CaseSpec) -> JaxSession:
         """The session for ``case``; CaseSkipped when the device or precision is not available here."""
         spec = workloads.get(case.workload).architecture(case.size)

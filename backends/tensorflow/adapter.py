@@ -354,6 +354,18 @@ class TensorFlowBackend:
     def availability(self) -> Availability:
         return availability()
 
+    def apply_threads(self, intra_op: int, inter_op: int) -> dict[str, Any]:
+        """TensorFlow's intra- and inter-op pools: settable only before the runtime starts (the worker's first act)."""
+        record: dict[str, Any] = {"how": "tf.config.threading.set_intra_op_parallelism_threads, "
+                                         "set_inter_op_parallelism_threads"}
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+            tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+        except RuntimeError as error:  # the runtime already started: its own counts stand, and are reported
+            record["error"] = str(error)
+        return {**record, "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+
     def build(self, case: CaseSpec) -> TensorFlowSession:
         memory_growth = enable_memory_growth()     # first: only possible before the runtime starts
         spec = workloads.get(case.workload).architecture(case.size)

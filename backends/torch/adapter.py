@@ -27,6 +27,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -295,6 +296,16 @@ class TorchBackend:
     # imported once by a fork server (harness.fork_server): torch's optimizers import torch._dynamo when first
     # constructed, 1.1 s of every training process otherwise
     preload_modules = ("torch._dynamo",)
+
+    def apply_threads(self, intra_op: int, inter_op: int) -> dict[str, Any]:
+        """torch's intra-op (OpenMP) and inter-op pools; the inter-op size can be set once, before any use."""
+        torch.set_num_threads(intra_op)
+        record: dict[str, Any] = {"how": "torch.set_num_threads, torch.set_num_interop_threads"}
+        try:
+            torch.set_num_interop_threads(inter_op)
+        except RuntimeError as error:  # already started: keep what it has, and say so
+            record["inter_op_error"] = str(error)
+        return {**record, "intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()}
 
     def availability(self) -> Availability:
         present = _present_devices()

@@ -12,6 +12,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from harness.threads import pin_probe_thread
+
 JOIN_TIMEOUT_S = 5.0
 
 
@@ -26,6 +28,7 @@ class PeriodicSampler:
         self.error: BaseException | None = None
 
     def _run(self) -> None:
+        pin_probe_thread()  # off the measured CPUs where the thread policy kept one (harness.threads)
         while not self._stop.wait(self.interval_s):
             try:
                 self._sample()
