@@ -17,7 +17,7 @@ from harness.errors import InvalidChoice, InvalidValue
 
 SIZES = ("tiny", "small", "standard")
 MODES = ("train", "infer")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16")  # tf32: fp32 tensors, TF32 tensor-core math (harness.numerics)
 # native: each framework as its users run it (PyTorch eager, TensorFlow tf.function, JAX jit); compiled: whole-program
 # compilation; op-by-op: every op dispatched on its own. What each means per backend: backends.compile_meanings.
 COMPILE_MODES = ("native", "compiled", "op-by-op")

@@ -27,7 +27,7 @@ from suites.workloads import (
     TransformerSpec,
 )
 
-ACTIVATION_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+ACTIVATION_BYTES = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2}
 ACTIVATION_PASSES = {"infer": 2, "train": 6}
 PARAM_BYTES = {"infer": 4, "train": 40}
 SOURCE = ("analytic estimate (reports/traffic.py): layer outputs written and read once forward, "

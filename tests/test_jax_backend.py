@@ -137,7 +137,7 @@ def test_precision_rules_for_cpu_follow_instruction_set():
         "this CPU has no bf16 instructions (none of amx_bf16, avx512_bf16, bf16); "
         "XLA:CPU would convert every bf16 op to fp32 and back")
     assert precision_skip_reason("fp32", plain) is None
-    assert precision_skip_reason("fp8", plain) == "unknown precision 'fp8'; JAX runs fp32, bf16, fp16"
+    assert precision_skip_reason("fp8", plain) == "unknown precision 'fp8'; JAX runs fp32, tf32, bf16, fp16"
 
 
 def test_memory_reading_uses_the_allocator_peak_or_says_why_not():

@@ -134,7 +134,7 @@ def test_cpu_low_precision_needs_instructions():
     for facts in (CPU_AMX, CPU_ARM):
         assert devices.precision_skip_reason("bf16", facts) is None
         assert devices.precision_skip_reason("fp16", facts) is None
-    assert devices.precision_skip_reason("fp8", H100) == "unknown precision 'fp8'; torch runs fp32, bf16, fp16"
+    assert devices.precision_skip_reason("fp8", H100) == "unknown precision 'fp8'; torch runs fp32, tf32, bf16, fp16"
 
 
 def test_scaler_and_channels_last():
@@ -149,7 +149,8 @@ def test_scaler_and_channels_last():
 
 def test_cpu_cnns_run_channels_last_and_say_so():
     cnn = adapter.backend().build(case("cnn"))
-    assert cnn.info == {"memory_format": "channels_last", "compile": "eager"}
+    assert cnn.info == {"memory_format": "channels_last", "compile": "eager",
+                        "numerics": {"fp32_math": "ieee-fp32", "how": "nothing set: fp32 on cpu is IEEE fp32"}}
     assert cnn._batch.inputs.is_contiguous(memory_format=torch.channels_last)
     rnn = adapter.backend().build(case("rnn"))
     assert rnn.info["memory_format"] == "contiguous"

@@ -61,7 +61,7 @@ from backends.jax.devices import (
     precision_skip_reason,
 )
 from backends.jax.models import build_model, input_shape, takes_tokens
-from harness import cpuinfo
+from harness import cpuinfo, numerics
 from harness.readings import Reading
 from harness.spec import CaseSpec
 from suites import workloads
@@ -77,7 +77,7 @@ from suites.workloads import (
 
 NAME = "jax"
 PREALLOCATE_ENV = "XLA_PYTHON_CLIENT_PREALLOCATE"
-COMPUTE_DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16, "fp16": jnp.float16}
+COMPUTE_DTYPES = {"fp32": jnp.float32, "tf32": jnp.float32, "bf16": jnp.bfloat16, "fp16": jnp.float16}
 JIT_MODES = ("native", "compiled")  # the step under jax.jit; op-by-op without
 COMPILE_MODES = (*JIT_MODES, "op-by-op")
 GPU_PLATFORMS = ("cuda", "rocm")
@@ -432,12 +432,26 @@ class JaxBackend:
             # Imported here, and first: parallel.build must initialise jax.distributed before any jax use.
             from backends.jax import parallel
 
+            apply_numerics(case.precision, case.device)  # a config value: sets no device up
             return parallel.build(spec, case)
         device, facts = select_device(case.device)
         reason = precision_skip_reason(case.precision, facts)
         if reason:
             raise CaseSkipped(reason)
-        return build_session(spec, case, device)
+        numeric = apply_numerics(case.precision, case.device)  # before the step is traced
+        session = build_session(spec, case, device)
+        session.info = {"numerics": numeric}
+        return session
+
+
+def apply_numerics(precision: str, device: str) -> dict[str, str]:
+    """The numeric policy (``harness.numerics``): on a GPU, fp32 matmuls at float32 precision, tf32 at tensorfloat32
+    (JAX's default there is TF32)."""
+    if device != "gpu":
+        return numerics.host_numerics(device)
+    value = "tensorfloat32" if numerics.uses_tf32(precision) else "float32"
+    jax.config.update("jax_default_matmul_precision", value)
+    return numerics.gpu_numerics(precision, f"jax.config.update('jax_default_matmul_precision', {value!r})")
 
 
 def backend() -> JaxBackend:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from harness import cpuinfo
+from harness import cpuinfo, numerics
 
 JAX_DEVICES = ("cpu", "gpu", "tpu")
 
@@ -79,8 +79,13 @@ def precision_skip_reason(precision: str, facts: DeviceFacts) -> str | None:
     """Why ``precision`` cannot run faithfully on the device ``facts`` describe; None if it can."""
     if precision == "fp32":
         return None
+    if precision == numerics.TF32:
+        if facts.platform == "tpu":
+            return "TPUs have no TF32 mode"
+        capability = _capability(facts.compute_capability or "") if facts.gpu_vendor == "cuda" else None
+        return numerics.tf32_skip_reason(facts.platform, capability, rocm=facts.gpu_vendor not in (None, "cuda"))
     if precision not in ("bf16", "fp16"):
-        return f"unknown precision {precision!r}; JAX runs fp32, bf16, fp16"
+        return f"unknown precision {precision!r}; JAX runs fp32, tf32, bf16, fp16"
     if facts.platform == "tpu":
         if precision == "fp16":
             return "TPUs have no fp16 arithmetic (XLA widens it to fp32); use bf16, the TPU's native low precision"

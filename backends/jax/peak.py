@@ -77,13 +77,12 @@ def _copy_peak(device: jax.Device, kind: str, options: pm.PeakOptions) -> dict[s
 
 
 def _fp32_case_math(facts: DeviceFacts) -> str:
-    """What JAX's defaults make of an fp32 case's matmuls: TF32 on Ampere+ GPUs, bf16 passes on TPUs."""
+    """What an fp32 case's matmuls are: IEEE fp32 on GPUs (harness.numerics sets float32 precision) and CPUs;
+    on a TPU, JAX's default bf16 passes unless the environment asks for more."""
     setting = str(jax.config.jax_default_matmul_precision or "").lower()
-    if setting in ("highest", "float32", "fp32"):
+    if facts.platform != "tpu" or setting in ("highest", "float32", "fp32"):
         return "fp32"
-    if facts.platform == "tpu":
-        return "bf16"
-    return "tf32" if _skip_reason("tf32", facts) is None else "fp32"
+    return "bf16"
 
 
 def measure(device_kind: str, options: pm.PeakOptions) -> dict[str, Any]:

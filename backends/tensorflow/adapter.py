@@ -47,7 +47,7 @@ import tensorflow as tf  # noqa: E402
 from backends.base import Availability, CaseSkipped, MemoryReading  # noqa: E402
 from backends.tensorflow import devices  # noqa: E402
 from backends.tensorflow.models import build_model, input_signature  # noqa: E402
-from harness import cpuinfo  # noqa: E402
+from harness import cpuinfo, numerics  # noqa: E402
 from harness.spec import CaseSpec  # noqa: E402
 from suites import workloads  # noqa: E402
 from suites.workloads import (  # noqa: E402
@@ -376,6 +376,7 @@ class TensorFlowBackend:
         batch = devices.per_replica_batch(case.batch_size, replicas)
         xla = case.compile == "compiled"
         device = devices.TF_DEVICES[case.device]
+        numeric = apply_numerics(case.precision, case.device)  # before any op: TF32 on or off
         with strategy.scope() if strategy else tf.device(device), \
                 dtype_policy(devices.DTYPE_POLICIES[case.precision]):
             keras.utils.set_random_seed(SEED)
@@ -397,7 +398,7 @@ class TensorFlowBackend:
         info = {
             "tf_device": "TPUStrategy" if strategy else device, "replicas": replicas, "tf_function": graph,
             "dtype_policy": devices.DTYPE_POLICIES[case.precision], "jit_compile": xla,
-            "gpu_memory_growth": memory_growth,
+            "gpu_memory_growth": memory_growth, "numerics": numeric,
         }
         return TensorFlowSession(function, model, case.device, case.mode, info)
 
@@ -411,6 +412,7 @@ class TensorFlowBackend:
         if problem:
             raise CaseSkipped(problem)
         self._check(case)   # device, compile mode and precision, as for one device (a TPU was refused above)
+        apply_numerics(case.precision, case.device)
         from backends.tensorflow import parallel
 
         return parallel.build(case, spec, memory_growth)
@@ -443,6 +445,15 @@ class TensorFlowBackend:
         if strategy is None:
             return inputs, targets
         return tf.Variable(inputs, trainable=False), tf.Variable(targets, trainable=False)
+
+
+def apply_numerics(precision: str, device: str) -> dict[str, str]:
+    """The numeric policy (``harness.numerics``): on a GPU, TF32 execution only for tf32 (TensorFlow's default: on)."""
+    if device != "gpu":
+        return numerics.host_numerics(device)
+    tf32 = numerics.uses_tf32(precision)
+    tf.config.experimental.enable_tensor_float_32_execution(tf32)
+    return numerics.gpu_numerics(precision, f"tf.config.experimental.enable_tensor_float_32_execution({tf32})")
 
 
 def backend() -> TensorFlowBackend:

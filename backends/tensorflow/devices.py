@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping
 
 from backends.base import CaseSkipped
-from harness import cpuinfo
+from harness import cpuinfo, numerics
 from harness.readings import Reading
 
 KERAS_BACKEND_VAR = "KERAS_BACKEND"
@@ -20,7 +20,7 @@ KERAS_BACKEND_VAR = "KERAS_BACKEND"
 TF_DEVICES = {"cpu": "/CPU:0", "gpu": "/GPU:0", "tpu": "/TPU:0"}
 
 # CaseSpec.precision -> Keras 3 dtype policy (variables stay float32 under the mixed ones)
-DTYPE_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+DTYPE_POLICIES = {"fp32": "float32", "tf32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 BF16_MIN_CAPABILITY = (8, 0)   # Ampere: bf16 tensor cores
 FP16_MIN_CAPABILITY = (7, 0)   # Volta: fp16 tensor cores
@@ -93,6 +93,8 @@ def precision_problem(kind: str, precision: str, compute_capability: tuple[int, 
         return f"unknown precision {precision!r}"
     if precision == "fp32":
         return None
+    if precision == numerics.TF32:
+        return numerics.tf32_skip_reason(kind, compute_capability)
     if kind == "cpu":
         return cpuinfo.low_precision_skip_reason(precision, cpu_flags, "TensorFlow")
     if kind == "gpu":

@@ -91,7 +91,6 @@ def measure(device_kind: str, options: pm.PeakOptions) -> dict[str, Any]:
         skip = _skip_reason(device_kind, precision, capability)
         matmul[precision] = pm.unavailable(pm.FLOPS_UNIT, skip) if skip else _matmul_peak(precision, device_kind,
                                                                                           options)
-    tf32_default = (_skip_reason(device_kind, "tf32", capability) is None
-                    and tf.config.experimental.tensor_float_32_execution_enabled())
+    # fp32 cases run IEEE fp32 on GPUs (harness.numerics); a TPU keeps TensorFlow's bf16 passes
     return pm.record(NAME, tf.__version__, device_kind, _device_name(device_kind), options, matmul,
-                     _copy_peak(device_kind, options), "tf32" if tf32_default else "fp32")
+                     _copy_peak(device_kind, options), "bf16" if device_kind == "tpu" else "fp32")

@@ -35,7 +35,7 @@ from torch import nn
 
 from backends.base import Availability, CaseSkipped, MemoryReading
 from backends.torch import devices, distributed, models
-from harness import cpuinfo
+from harness import cpuinfo, numerics
 from harness.readings import Reading
 from harness.spec import CaseSpec
 from suites import workloads
@@ -199,7 +199,7 @@ class TorchSession:
         self._device = device
         self._train = case.mode == "train"
         self._autocast = torch.autocast(
-            device.type, dtype=AUTOCAST_DTYPES.get(case.precision), enabled=case.precision != "fp32"
+            device.type, dtype=AUTOCAST_DTYPES.get(case.precision), enabled=case.precision in AUTOCAST_DTYPES
         )
         self._optimizer = (
             torch.optim.Adam(model.parameters(), lr=workloads.LEARNING_RATE, fused=True) if self._train else None
@@ -298,13 +298,24 @@ class TorchBackend:
     preload_modules = ("torch._dynamo",)
 
     def apply_threads(self, intra_op: int, inter_op: int) -> dict[str, Any]:
-        """torch's intra-op (OpenMP) and inter-op pools; the inter-op size can be set once, before any use."""
-        torch.set_num_threads(intra_op)
-        record: dict[str, Any] = {"how": "torch.set_num_threads, torch.set_num_interop_threads"}
-        try:
-            torch.set_num_interop_threads(inter_op)
-        except RuntimeError as error:  # already started: keep what it has, and say so
-            record["inter_op_error"] = str(error)
+        """torch's intra-op (OpenMP) and inter-op pools, each set only where torch's own count differs.
+
+        Calling ``torch.set_num_threads`` with the count torch already has is not a no-op: it also fixes
+        MKL's and OpenMP's counts, and made transformer-tiny inference 7.5-8% slower on 2 CPUs in two
+        runs of ``benchmarks/thread_policy.py``. The inter-op size can be set once, before any use.
+        """
+        calls = []
+        if torch.get_num_threads() != intra_op:
+            torch.set_num_threads(intra_op)
+            calls.append("torch.set_num_threads")
+        record: dict[str, Any] = {}
+        if torch.get_num_interop_threads() != inter_op:
+            try:
+                torch.set_num_interop_threads(inter_op)
+                calls.append("torch.set_num_interop_threads")
+            except RuntimeError as error:  # already started: keep what it has, and say so
+                record["inter_op_error"] = str(error)
+        record["how"] = ", ".join(calls) or "torch's own counts already matched: nothing set"
         return {**record, "intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()}
 
     def availability(self) -> Availability:
@@ -329,11 +340,23 @@ class TorchBackend:
             device = distributed.init(device.type)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
+        numeric = apply_numerics(case.precision, device.type)  # before the model exists: TF32 on or off
         session = create_session(case, device)
+        session.info["numerics"] = numeric
         if device.type == "cuda":
             torch.cuda.synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
         return session
+
+
+def apply_numerics(precision: str, device_type: str) -> dict[str, str]:
+    """The numeric policy (``harness.numerics``): on CUDA, TF32 matmuls and cuDNN convolutions only for tf32."""
+    if device_type != "cuda":
+        return numerics.host_numerics(device_type)
+    tf32 = numerics.uses_tf32(precision)
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    return numerics.gpu_numerics(precision, f"torch.backends.cuda.matmul.allow_tf32 = cudnn.allow_tf32 = {tf32}")
 
 
 def skip_reason(case: CaseSpec) -> str | None:

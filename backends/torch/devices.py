@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness import cpuinfo
+from harness import cpuinfo, numerics
 
 TORCH_DEVICE_TYPES = {"cpu": "cpu", "gpu": "cuda", "mps": "mps"}
 LOW_PRECISIONS = ("bf16", "fp16")
@@ -89,8 +89,11 @@ def precision_skip_reason(precision: str, facts: DeviceFacts) -> str | None:
     """Why ``precision`` cannot run faithfully on the device ``facts`` describe; None if it can."""
     if precision == "fp32":
         return None
+    if precision == numerics.TF32:
+        kind = "gpu" if facts.device_type == "cuda" else facts.device_type
+        return numerics.tf32_skip_reason(kind, facts.compute_capability, facts.rocm)
     if precision not in LOW_PRECISIONS:
-        return f"unknown precision {precision!r}; torch runs fp32, bf16, fp16"
+        return f"unknown precision {precision!r}; torch runs fp32, tf32, bf16, fp16"
     if facts.device_type == "cuda":
         return None if facts.rocm else _cuda_reason(precision, facts)
     if facts.device_type == "mps":

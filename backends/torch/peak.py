@@ -70,10 +70,8 @@ def _kind(device: torch.device) -> str:
 
 
 def _fp32_case_math(facts: devices.DeviceFacts) -> str:
-    """What torch's current settings make of an fp32 case's matmuls on this device."""
-    kind = "gpu" if facts.device_type == "cuda" else facts.device_type
-    tf32_here = pm.tf32_skip_reason(kind, facts.compute_capability, facts.rocm) is None
-    return "tf32" if tf32_here and torch.backends.cuda.matmul.allow_tf32 else "fp32"
+    """What an fp32 case's matmuls are on this device: IEEE fp32 everywhere torch runs (harness.numerics)."""
+    return "fp32"
 
 
 def measure(device_kind: str, options: pm.PeakOptions) -> dict[str, Any]:
