@@ -1,7 +1,8 @@
 """Turn a case's per-process results (one per repeat) into its status and metrics.
 
-The process is the unit of uncertainty (``harness.process_stats``): the case's median step time,
-its throughput and their CI come from one value per process (its median), never from steps
+The process is the unit of uncertainty (``harness.process_stats``): the case's median step time
+(the latency of single synced steps) and its throughput (what a loop of steps sustains,
+``harness.sustained``) and their CIs come from one value per process, never from steps
 pooled across processes. Pooled steps only give descriptive percentiles (p90, p99, IQR noise),
 labelled as such. A process flagged as disturbed (``disturbance.disturbed``) is left out of the
 estimate while undisturbed ones exist, and listed. Each metric names its unit and source.
@@ -16,11 +17,12 @@ from harness.probes.energy_summary import case_energy, case_telemetry
 from harness.process_stats import estimate
 from harness.spec import CaseSpec
 from harness.stats import summarize
+from harness.sustained import throughput_metric
 from suites import workloads
 
 STATUS_ORDER = ("ok", "skipped", "timeout", "failed")  # a case is as bad as its worst repeat
 
-STEP_TIME_SOURCE = "host wall clock (time.perf_counter) around step() + sync(), per step"
+STEP_TIME_SOURCE = "latency: host wall clock (time.perf_counter) around step() + sync(), one synced step at a time"
 POOLED_SOURCE = "percentiles of the steps of every used process, pooled: descriptive only, no CI"
 
 
@@ -109,12 +111,10 @@ def case_metrics(spec: CaseSpec, repeats: list[dict[str, Any]],
     process_estimate = estimate([r["timing"]["samples_s"] for r in used])
     median = process_estimate.center
     pooled = summarize([s for r in used for s in r["timing"]["samples_s"]])
+    throughput = throughput_metric(spec.batch_size, used, median)
+    loop_step_s = throughput.pop("step_s")  # seconds per step the loop sustained (or the synced median)
     metrics: dict[str, Any] = {
-        "throughput": {
-            "value": spec.batch_size / median,
-            "unit": "samples/s",
-            "source": "batch_size / median step time (geometric mean of per-process medians)",
-        },
+        "throughput": throughput,
         "step_time": {
             "unit": "s",
             "source": STEP_TIME_SOURCE,
@@ -158,9 +158,9 @@ def case_metrics(spec: CaseSpec, repeats: list[dict[str, Any]],
     tokens = workloads.get(spec.workload).tokens_per_sample(spec.size)
     if tokens:
         metrics["token_throughput"] = {
-            "value": spec.batch_size * tokens / median,
+            "value": spec.batch_size * tokens / loop_step_s,
             "unit": "tokens/s",
-            "source": "batch_size x sequence length / median step time",
+            "source": "throughput x sequence length",
         }
     if spec.total_devices > 1:  # data-parallel: global throughput over the ranks (harness.distributed)
         from harness.distributed import global_metrics
@@ -178,16 +178,16 @@ def case_metrics(spec: CaseSpec, repeats: list[dict[str, Any]],
 
         metrics.update(data_parallel_efficiency(spec, metrics["throughput"]["value"], metrics["ranks"], environment))
     else:
-        metrics.update(efficiency_metrics(spec, median, environment))
+        metrics.update(efficiency_metrics(spec, loop_step_s, environment))  # MFU from the sustained figure
     profile = next((r["profile"] for r in ok if r.get("profile")), None)
     if profile:
         metrics["profile"] = profile   # the first repeat's trace and top operators (harness.profiling)
     return metrics
 
 
-def efficiency_metrics(spec: CaseSpec, median_step_s: float, environment: dict[str, Any] | None) -> dict[str, Any]:
+def efficiency_metrics(spec: CaseSpec, step_s: float, environment: dict[str, Any] | None) -> dict[str, Any]:
     """achieved FLOP/s, MFU against the run's stored peaks and % of datasheet spec (reports.efficiency)."""
     from reports.efficiency import case_efficiency  # lazy: reports imports harness.results, which imports us
 
     flops = workloads.get(spec.workload).flops_per_step(spec.size, spec.mode, spec.batch_size)
-    return case_efficiency(spec.to_dict(), flops, median_step_s, environment)
+    return case_efficiency(spec.to_dict(), flops, step_s, environment)

@@ -77,6 +77,10 @@ def run(
                                              "CI comes from their spread)."),
     max_time: float = typer.Option(10.0, help="Measurement budget in seconds per process."),
     min_steps: int = typer.Option(10, help="Minimum measured steps per process."),
+    sustained_time: float = typer.Option(0.3, "--sustained-time", min=0.0,
+                                         help="Seconds per process of steps run back to back in blocks, one "
+                                              "sync per block: the throughput a loop sustains (0: none; "
+                                              "throughput is then batch / median synced step)."),
     min_warmup: float = typer.Option(0.2, "--min-warmup", help="Warm-up seconds per process, at least, before "
                                                               "the steady-state rule may end it (clocks, caches)."),
     target_ci: float = typer.Option(0.02, help="Adaptive (--max-processes): stop adding processes once the 95% CI "
@@ -159,7 +163,7 @@ def run(
         raise InvalidValue(f"--max-processes {max_processes} is below --processes {repeats}; raise it or drop it")
     options = _run_options(path, pythons, repeats=repeats, timeout_s=timeout, min_steps=min_steps,
                            min_time=min_time, max_time=max_time, target_ci=step_target_ci, energy=energy,
-                           min_warmup=min_warmup,
+                           min_warmup=min_warmup, sustained_time=sustained_time,
                            idle_baseline=idle_baseline, profile_steps=profile_steps if profile else None)
     options = replace(options, scaling=scaling, cluster=cluster, max_processes=max_processes,
                       process_target_ci=target_ci, case_budget_s=case_budget, threads=policy_for_run(threads))
@@ -240,7 +244,7 @@ def _specs(suite: str, pythons: dict[str, str], **axes: str | None) -> list:
 
 def _run_options(path: Path, pythons: dict[str, str], *, repeats: int, timeout_s: float, min_steps: int,
                  min_time: float, max_time: float, target_ci: float, energy: bool, idle_baseline: float,
-                 min_warmup: float, profile_steps: int | None):
+                 min_warmup: float, profile_steps: int | None, sustained_time: float = 0.0):
     """RunOptions from the flags: timing, energy, interpreters (A/B order seeded at random), profiling."""
     from harness.probes.energy import EnergySettings
     from harness.profiling import ProfileOptions
@@ -248,7 +252,7 @@ def _run_options(path: Path, pythons: dict[str, str], *, repeats: int, timeout_s
     from harness.timing import TimingConfig
 
     timing = TimingConfig(min_steps=min_steps, min_time_s=min_time, max_time_s=max(max_time, min_time),
-                          min_warmup_time_s=min_warmup, target_ci=target_ci)
+                          min_warmup_time_s=min_warmup, target_ci=target_ci, sustained_time_s=sustained_time)
     options = RunOptions(timing=timing, repeats=repeats, timeout_s=timeout_s,
                          energy=EnergySettings(enabled=energy, idle_baseline_s=idle_baseline))
     if len(pythons) == 1:

@@ -20,9 +20,17 @@ Procedure
    counts (every ``check_growth`` x more), so the check costs O(n log n) in all
    and never runs inside a timed step.
 
+4. Sustained (``sustained_time_s`` > 0): blocks of steps dispatched back to back, each block ended
+   by one sync of its last step, as a bare training loop runs, so the host's dispatch overlaps the
+   device's work; until ``sustained_time_s`` and at least ``min_blocks`` blocks are in (or
+   ``max_time_s``). A block holds as many steps as last about ``block_time_s`` at the measured
+   median (so a block's one sync is a small part of it). Its figure, steps over the phase's wall
+   time, is the throughput a loop delivers, stalls included; the synced steps of 3 are the latency.
+
 ``fixed_steps`` replaces both adaptive rules with counts: exactly ``max_warmup_steps`` warm-up
-steps and exactly ``min_steps`` measured ones (``--steps``). Hosts of a multi-host JAX or
-TensorFlow case run one collective program per step, so they must all stop after the same step;
+steps and exactly ``min_steps`` measured ones (``--steps``), then one sustained block of ``min_steps``.
+Hosts of a multi-host JAX or TensorFlow case run one collective program per step, so they must all
+stop after the same step;
 an adaptive rule, decided on each host's own clock, would leave one host waiting forever.
 """
 
@@ -91,6 +99,10 @@ class TimingConfig:
     min_warmup_time_s: float = 0.0  # the warm-up's floor in seconds (the CLI's --min-warmup, default 0.2)
     check_growth: float = 1.05
     fixed_steps: bool = False  # exactly max_warmup_steps warm-up and min_steps measured steps
+    sustained_time_s: float = 0.0  # the sustained phase's seconds (the CLI's --sustained-time; 0: none)
+    block_time_s: float = 0.05  # about how long one sustained block lasts
+    min_blocks: int = 5  # sustained blocks, at least
+    max_block_steps: int = 100_000
 
     def __post_init__(self) -> None:
         if self.min_steps < 1 or self.max_steps < self.min_steps:
@@ -104,6 +116,10 @@ class TimingConfig:
                                f"(the warm-up's cap), got {self.min_warmup_time_s:g}")
         if self.warmup_window < 1 or self.check_growth <= 1:
             raise InvalidValue("timing needs warmup_window >= 1 and check_growth > 1")
+        if self.sustained_time_s < 0:
+            raise InvalidValue(f"the sustained time must be 0 (none) or more seconds, got {self.sustained_time_s:g}")
+        if self.block_time_s <= 0 or self.min_blocks < 1 or self.max_block_steps < 1:
+            raise InvalidValue("a sustained block needs block_time_s > 0, min_blocks >= 1 and max_block_steps >= 1")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -122,6 +138,9 @@ class TimingResult:
     stop_reason: str = ""              # converged | max_time | max_steps | fixed_steps
     measure_wall_s: float = 0.0        # wall time of the whole measurement phase
     final_ci_rel_halfwidth: float | None = None
+    sustained_block_steps: list[int] = field(default_factory=list)  # steps in each sustained block
+    sustained_block_s: list[float] = field(default_factory=list)    # each block's wall time, its one sync included
+    sustained_wall_s: float = 0.0      # the sustained phase from its first dispatch to its last sync
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -185,12 +204,49 @@ def measure_steady(session, config: TimingConfig, clock: Clock) -> tuple[list[fl
             return samples, reason, elapsed, ci
 
 
+def block_size(latency_s: float, config: TimingConfig) -> int:
+    """Steps per sustained block: about ``block_time_s`` at the synced median, within 1..max_block_steps."""
+    if latency_s <= 0:
+        return config.max_block_steps
+    return max(1, min(config.max_block_steps, math.ceil(config.block_time_s / latency_s)))
+
+
+def _timed_block(session, steps: int, clock: Clock) -> float:
+    """``steps`` steps dispatched back to back, then one sync of the last: the block's wall time."""
+    start = clock()
+    handle = None
+    for _ in range(steps):
+        handle = session.step()
+    session.sync(handle)
+    return clock() - start
+
+
+def measure_sustained(session, config: TimingConfig, latency_s: float,
+                      clock: Clock) -> tuple[list[int], list[float], float]:
+    """The sustained phase (module docstring, 4): (steps per block, block wall times, the phase's wall time)."""
+    if config.sustained_time_s <= 0:
+        return [], [], 0.0
+    start = clock()
+    if config.fixed_steps:  # the same count on every host of a lockstep run
+        wall = _timed_block(session, config.min_steps, clock)
+        return [config.min_steps], [wall], clock() - start
+    size = block_size(latency_s, config)
+    steps: list[int] = []
+    walls: list[float] = []
+    while True:
+        walls.append(_timed_block(session, size, clock))
+        steps.append(size)
+        elapsed = clock() - start
+        if (elapsed >= config.sustained_time_s and len(walls) >= config.min_blocks) or elapsed >= config.max_time_s:
+            return steps, walls, elapsed
+
+
 def measure(session, config: TimingConfig = TimingConfig(), clock: Clock = time.perf_counter,
             window: MeasurementWindow | None = None) -> TimingResult:
     """Compile step, warm-up and measurement of ``session`` (see the module docstring).
 
     ``window``, if given, is opened after the last warm-up step and closed after the last
-    measured step, so it spans the measured steps only.
+    measured step (the sustained phase's last sync), so it spans the measured steps only.
     """
     compile_time = _timed_step(session, clock)
     warmup, steady = warm_up(session, config, clock)
@@ -198,6 +254,8 @@ def measure(session, config: TimingConfig = TimingConfig(), clock: Clock = time.
         window.open()
     try:
         samples, reason, wall, ci = measure_steady(session, config, clock)
+        block_steps, block_walls, sustained_wall = measure_sustained(session, config, statistics.median(samples),
+                                                                     clock)
     finally:
         if window is not None:
             window.close(session)
@@ -209,4 +267,7 @@ def measure(session, config: TimingConfig = TimingConfig(), clock: Clock = time.
         stop_reason=reason,
         measure_wall_s=wall,
         final_ci_rel_halfwidth=ci,
+        sustained_block_steps=block_steps,
+        sustained_block_s=block_walls,
+        sustained_wall_s=sustained_wall,
     )

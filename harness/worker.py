@@ -17,6 +17,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from harness import profiling, threads
@@ -135,6 +136,8 @@ def main(argv: list[str]) -> int:
     blocked = block_other_frameworks(spec.backend)  # first: before anything can import a framework
     thread_record = pin_process(request)  # before the framework starts a thread: they inherit the CPU set
     config = TimingConfig(**request["timing"])
+    if spec.total_devices > 1:  # data-parallel throughput is global, over the ranks' synced steps (harness.distributed)
+        config = replace(config, sustained_time_s=0.0)
     energy = EnergySettings.from_dict(request.get("energy", {}))
     profile = profiling.ProfileRequest.from_dict(request["profile"]) if request.get("profile") else None
     from backends.base import CaseSkipped

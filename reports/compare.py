@@ -269,9 +269,23 @@ def _p99(samples: list[float]) -> float:
     return float(np.percentile(samples, 99))
 
 
-def per_process_values(case: dict[str, Any], metric: Metric) -> tuple[list[float], str | None]:
+def sustained_on_both(base: dict[str, Any], head: dict[str, Any]) -> bool:
+    """Whether throughput is compared on what a loop sustained (``harness.sustained``): only when every judged
+    process of both sides measured it; else both sides fall back to batch / median synced step, like for like."""
+    from harness.sustained import all_sustained
+    from reports.compare_metrics import ok_repeats
+
+    return all_sustained(ok_repeats(base)) and all_sustained(ok_repeats(head))
+
+
+def per_process_values(case: dict[str, Any], metric: Metric, sustained: bool = False) -> tuple[list[float], str | None]:
     """A case's per-process values of a tested metric, or why a process has none to give."""
     runs = step_samples(case)
+    if metric.name == "throughput" and sustained:
+        from harness.sustained import process_step_s
+        from reports.compare_metrics import ok_repeats
+
+        return [float(case["spec"]["batch_size"]) / process_step_s(run) for run in ok_repeats(case)], None
     if metric.name == "throughput":
         return [float(case["spec"]["batch_size"]) / statistics.median(run) for run in runs], None
     if metric.name == "latency_p50":
@@ -321,15 +335,19 @@ def _tested_result(metric: Metric, base: dict[str, Any], head: dict[str, Any],
     """A metric judged on per-process values (None when neither side measured it)."""
     from harness.process_stats import process_test
 
-    (base_values, base_note), (head_values, head_note) = per_process_values(base, metric), \
-        per_process_values(head, metric)
+    sustained = metric.name in ("throughput", "latency_p50") and sustained_on_both(base, head)
+    (base_values, base_note), (head_values, head_note) = per_process_values(base, metric, sustained), \
+        per_process_values(head, metric, sustained)
     if not base_values and not head_values:
         return None
     gated, why_not = _tail_gate(metric, base_values, head_values, base_note or head_note, settings)
-    family = "throughput" if metric.name in ("throughput", "latency_p50") else metric.name
+    # p50 is throughput's own test (the same per-process medians) unless throughput is the sustained figure
+    family = "throughput" if metric.name == "throughput" or (metric.name == "latency_p50" and not sustained) \
+        else metric.name
+    basis = ("per-process sustained throughput" if sustained and metric.name == "throughput"
+             else f"per-process {metric.statistic if metric.kind == 'timed' else 'readings'}")
     result = MetricResult(metric.name, metric.label, metric.direction, metric.unit, gated,
-                          settings.thresholds.of(metric.name),
-                          f"per-process {metric.statistic if metric.kind == 'timed' else 'readings'}",
+                          settings.thresholds.of(metric.name), basis,
                           family=family, n_base=len(base_values), n_head=len(head_values),
                           resolve=settings.resolve_for(metric.name))
     if not base_values or not head_values:
@@ -554,12 +572,19 @@ def _adjust_and_classify(gated: list[MetricResult], informational: list[MetricRe
             metric.reason = "; ".join(part for part in (reason, advice, metric.reason) if part)
 
 
+def shares_throughput_test(metric: MetricResult) -> bool:
+    """p50 step time judged on the same per-process medians as throughput (a file without sustained figures)."""
+    return metric.metric == "latency_p50" and metric.family == "throughput"
+
+
 def _copy_shared_tests(cases: list[CaseResult], alpha: float, tests: int) -> None:
     """p50 step time shares throughput's test (the same per-process medians): same p-values, its own units."""
     for case in cases:
         by_name = {metric.metric: metric for metric in case.metrics}
         p50, throughput = by_name.get("latency_p50"), by_name.get("throughput")
         if p50 is None or throughput is None or p50.log_ratio_ci is None or throughput.p_adjusted is None:
+            continue
+        if not shares_throughput_test(p50):  # throughput is the sustained figure: p50 was tested on its own
             continue
         p50.gated = throughput.gated
         p50.p_adjusted, p50.p_better_adjusted = throughput.p_adjusted, throughput.p_better_adjusted
@@ -586,8 +611,8 @@ def compare_sides(base: Side, head: Side, settings: CompareSettings | None = Non
                               if (metric_result := _metric_result(metric, base_case, head_case, settings))]
         cases.append(result)
     tested = [metric for case in cases for metric in case.metrics if metric.log_ratio_ci is not None]
-    gated = [metric for metric in tested if metric.gated and metric.metric != "latency_p50"]  # p50 = throughput's test
-    _adjust_and_classify(gated, [m for m in tested if not m.gated and m.metric != "latency_p50"], settings.alpha)
+    gated = [metric for metric in tested if metric.gated and not shares_throughput_test(metric)]
+    _adjust_and_classify(gated, [m for m in tested if not m.gated and not shares_throughput_test(m)], settings.alpha)
     _copy_shared_tests(cases, settings.alpha, len(gated))
     for case in cases:
         if case.metrics:

@@ -108,8 +108,12 @@ def pooled_samples(case: dict[str, Any]) -> list[float]:
     return [float(value) for value in samples]
 
 
-def throughput_ci(batch_size: Any, step: dict[str, Any]) -> tuple[float | None, float | None]:
-    """95% CI of throughput from the median step time's CI; (None, None) with too few samples for one."""
+def throughput_ci(batch_size: Any, step: dict[str, Any],
+                  throughput: dict[str, Any] | None = None) -> tuple[float | None, float | None]:
+    """95% CI of throughput: its own where it has one (the sustained figure, ``harness.sustained``), else from
+    the median step time's CI (older files); (None, None) with too few samples for one."""
+    if throughput and throughput.get("basis") == "sustained":
+        return throughput.get("ci_low"), throughput.get("ci_high")
     low, high = step.get("ci_low"), step.get("ci_high")
     if not isinstance(batch_size, int | float) or not low or not high:
         return None, None
@@ -157,7 +161,7 @@ def report_row(run: Run, case: dict[str, Any]) -> dict[str, Any]:
     spec = case.get("spec") or {}
     metrics = case.get("metrics") or {}
     step = metrics.get("step_time") or {}
-    ci_low, ci_high = throughput_ci(spec.get("batch_size"), step)
+    ci_low, ci_high = throughput_ci(spec.get("batch_size"), step, metrics.get("throughput"))
     energy = energy_per_sample(metrics) if case.get("status") == "ok" else {}
     row = case_row(run.data, {**case, "spec": spec}, str(run.path))
     row.update({

@@ -96,13 +96,17 @@ def _absent(unit: str, reason: str, source: str) -> dict[str, Any]:
     return {"value": None, "unit": unit, "source": source, "reason": reason}
 
 
-def case_efficiency(spec: dict[str, Any], flops_per_step: float, median_step_s: float,
+def case_efficiency(spec: dict[str, Any], flops_per_step: float, step_s: float,
                     environment: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
-    """``achieved_flops_per_s``, ``mfu`` and ``spec_fraction`` of one ok case (``spec`` as in the run file)."""
-    achieved = flops_per_step / median_step_s
+    """``achieved_flops_per_s``, ``mfu`` and ``spec_fraction`` of one ok case (``spec`` as in the run file).
+
+    ``step_s`` is the seconds per step behind the case's throughput: the sustained figure where the
+    run measured one (``harness.sustained``), else the median synced step.
+    """
+    achieved = flops_per_step / step_s
     metrics = {"achieved_flops_per_s": {
         "value": achieved, "unit": FLOPS_UNIT,
-        "source": "analytic FLOPs per step (suites.workloads) / median step time"}}
+        "source": "analytic FLOPs per step (suites.workloads) / the step time behind the throughput"}}
     entries = peak_entries(environment)
     precision = reference_precision(spec["precision"], spec["backend"], spec["device"], entries)
     if not entries:

@@ -110,7 +110,12 @@ def _extra(case: dict[str, Any], run: dict[str, Any]) -> str:
 
 
 def _throughput_range(case: dict[str, Any], tokens: int) -> str | None:
-    """± half the width of the throughput's 95% CI (from the CI of the median step time)."""
+    """± half the width of the throughput's 95% CI (its own when sustained, else from the median step time's)."""
+    throughput = case["metrics"]["throughput"]
+    if throughput.get("basis") == "sustained":
+        if throughput.get("ci_low") is None or throughput.get("ci_high") is None:
+            return None
+        return f"± {(throughput['ci_high'] - throughput['ci_low']) * tokens / 2:.6g}"
     step = case["metrics"]["step_time"]
     if step.get("ci_low") is None or step.get("ci_high") is None:
         return None

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from reports.dataset import ReportData, fingerprint_differences
-from reports.report_format import execution_legend, threads_lines
+from reports.report_format import execution_legend, threads_lines, throughput_legend
 from reports.scaling_section import SCALING_COLUMNS, scaling_rows
 from reports.summary import SUMMARY_COLUMNS, energy_reasons, ok_rows, problem_rows, status_counts
 
@@ -67,7 +67,9 @@ def _results(data: ReportData) -> list[str]:
         lines.append("⚠ noise (IQR / median of the step time) above 10%: that number is less trustworthy.")
     for reason, count in energy_reasons(data):
         lines.append(f"Energy not measured for {count} case(s): {md(reason)}.")
-    legend = execution_legend([case for run in data.runs for case in run.data.get("cases", [])])
+    cases = [case for run in data.runs for case in run.data.get("cases", [])]
+    lines.extend(["", *(md(line) for line in throughput_legend(cases))] if throughput_legend(cases) else [])
+    legend = execution_legend(cases)
     if legend:
         lines.extend(["", "Compile modes:", *(f"- {md(line)}" for line in legend)])
     threads = threads_lines([run.data for run in data.runs])

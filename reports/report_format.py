@@ -115,3 +115,15 @@ def threads_line(run: dict[str, Any]) -> str | None:
 def threads_lines(runs: list[dict[str, Any]]) -> list[str]:
     """Each distinct run's thread policy line, in order."""
     return list(dict.fromkeys(line for line in map(threads_line, runs) if line))
+
+
+SUSTAINED_LEGEND = ("throughput: what a loop sustains (blocks of steps dispatched back to back, one sync per block); "
+                    "p50/p99: latency of single synced steps")
+SYNCED_LEGEND = "throughput: batch size / median synced step time (no sustained measurement in this run)"
+
+
+def throughput_legend(cases: list[dict[str, Any]]) -> list[str]:
+    """What the throughput of ``cases`` is (``metrics.throughput.basis``, ``harness.sustained``): one line per basis."""
+    bases = {((case.get("metrics") or {}).get("throughput") or {}).get("basis") for case in cases
+             if case.get("status") == "ok"}
+    return ([SUSTAINED_LEGEND] if "sustained" in bases else []) + ([SYNCED_LEGEND] if "synced-steps" in bases else [])

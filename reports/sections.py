@@ -219,9 +219,11 @@ def throughput_section(data: ReportData) -> Section:
         note = notice(f"{len(missing_ci)} case(s) have no error bar: too few measured steps for a 95% CI of the "
                       "median (it needs at least 6). Raise <code>--min-steps</code> or <code>--max-time</code>.",
                       "info")
-    body = ("<p>Throughput is batch size / median step time. Error bars are the 95% confidence interval of the "
-            "case's median step time across its processes (with one process, that process's own CI of its median, "
-            "which says nothing about how fresh processes differ), turned into throughput.</p>"
+    body = ("<p>Throughput is what a loop of the case's steps sustains: batch size x steps over the wall time of "
+            "blocks of steps dispatched back to back with one sync per block (run files without that measurement: "
+            "batch size / median synced step time). Error bars are its 95% confidence interval across the case's "
+            "processes (with one process, that process's own CI, which says nothing about how fresh processes "
+            "differ). Latency (p50, p99) is measured apart, one synced step at a time.</p>"
             + _execution_legend(data) + _threads_note(data) + note + "".join(chart_div(c) for c in charts)
             + (chart_div(relative) if relative else ""))
     if not charts:

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from reports import units
 from reports.frame import device_memory
-from reports.report_format import ci_basis_text, execution_legend, quality_flags, threads_line
+from reports.report_format import ci_basis_text, execution_legend, quality_flags, threads_line, throughput_legend
 
 STATUS_STYLE = {"ok": "green", "skipped": "yellow", "failed": "red", "timeout": "red"}
 NOISE_WARNING = 0.10  # IQR/median above this is flagged
@@ -102,7 +102,8 @@ def _ci_from(step: dict[str, Any]) -> str:
 
 
 def summary_table(run: dict[str, Any]) -> Table:
-    caption = "\n".join(filter(None, [mfu_caption(run), *map(escape, execution_legend(run["cases"])),
+    caption = "\n".join(filter(None, [mfu_caption(run), *map(escape, throughput_legend(run["cases"])),
+                                      *map(escape, execution_legend(run["cases"])),
                                       escape(threads_line(run) or "")]))
     table = Table(title=f"tribench run {run.get('run_id')}", show_lines=False, caption=caption or None)
     for column in ("case", "status", "throughput (CI from)", "p50", "p99", "noise (IQR/median)", "peak memory",

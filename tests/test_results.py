@@ -31,8 +31,9 @@ def test_metrics_are_derived_exactly_from_the_samples(tmp_path):
     run = new_run(tmp_path)
     case = run.record(SPEC, process([0.25, 0.5, 0.5, 1.0, 0.5]))
     metrics = case["metrics"]
-    assert metrics["throughput"] == {"value": 16.0, "unit": "samples/s",
-                                     "source": "batch_size / median step time (geometric mean of per-process medians)"}
+    assert metrics["throughput"] == {"value": 16.0, "unit": "samples/s", "basis": "synced-steps",
+                                     "source": "batch_size / median synced step time (geometric mean of per-process "
+                                               "medians); no sustained measurement in this file"}
     assert metrics["token_throughput"]["value"] == 8 * 32 / 0.5
     assert metrics["token_throughput"]["unit"] == "tokens/s"
     assert metrics["step_time"]["p50"] == 0.5

@@ -74,7 +74,7 @@ def measure_in_window(session: Any, config: TimingConfig, probes: list[EnergyPro
         return measure(session, config, clock, inner), disabled_record(device)
     window = ProbeWindow(probes, settings, clock)
     timing = measure(session, config, clock, NestedWindows(window, inner))
-    timed = len(timing.samples_s)
+    timed = len(timing.samples_s) + sum(timing.sustained_block_steps)  # synced steps, then the sustained blocks
     facts = {"wall_s": window.elapsed_s, "timed_steps": timed, "extra_steps": window.extra_steps,
              "steps": timed + window.extra_steps, "min_window_s": window.needed_s, "extended": window.extra_steps > 0}
     return timing, window_record(window.readings, window.telemetry, device, facts, settings, batch_size)
