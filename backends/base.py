@@ -60,6 +60,11 @@ class Session(Protocol):
     steps), ``time_basis``, and ``operators`` (``harness.profiling.OperatorRow``s) or ``None`` with an
     ``operators_reason``; optional ``extra`` (e.g. XLA cost analysis). ``harness.profiling.capture``
     turns it into the case's ``ProfileResult``; an exception becomes "unavailable" with the reason.
+
+    ``mark_window() -> None`` — called once, right after the compile step, at the same point as the host
+    peak-RSS reset: restart the device allocator's peak there and note what is in use, so that
+    ``memory`` can give the peak of warm-up and measurement and its growth over that start (JAX, which
+    cannot reset its peak, reports what it can tell and why).
     """
 
     def step(self) -> object:
@@ -69,7 +74,8 @@ class Session(Protocol):
         """Block until the device has finished the step that produced ``handle``."""
 
     def memory(self) -> MemoryReading:
-        """Allocator peaks since build, each naming its source; unavailable with a reason."""
+        """Allocator peaks, each naming its source and span (since ``mark_window`` where the session has it);
+        unavailable with a reason."""
 
     def param_count(self) -> int:
         """Trainable parameters of the model as built."""

@@ -16,28 +16,16 @@ Never run it beside other work: both sides must see the same machine.
 from __future__ import annotations
 
 import argparse
-import math
-import random
 import statistics
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.process_stats import process_test  # noqa: E402
+from benchmarks.paired_runs import paired_runs, ratio_cells  # noqa: E402
 from harness.results import load_run  # noqa: E402
 
 SIDES = ("--fork-server", "--fresh-interpreters")
-
-
-def run_side(side: str, args: list[str], processes: int, output: Path) -> None:
-    command = [sys.executable, "-m", "harness.cli", "run", side, "--processes", str(processes),
-               "--output", str(output), *args]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
 
 
 def collect(paths: list[Path]) -> dict[str, dict[str, list[float]]]:
@@ -60,11 +48,10 @@ def table(fork: dict[str, dict[str, list[float]]], fresh: dict[str, dict[str, li
              f"{'wall s fork/fresh':>18}"]
     for case_id in sorted(set(fork) & set(fresh)):
         a, b = fork[case_id], fresh[case_id]
-        if len(a["medians"]) + len(b["medians"]) < 3:
+        cells = ratio_cells(a["medians"], b["medians"], 10)
+        if cells is None:
             continue
-        test = process_test(b["medians"], a["medians"])
-        lines.append(f"{case_id:48} {test.ratio:10.3f} [{math.exp(test.ci_low):6.3f}, {math.exp(test.ci_high):6.3f}] "
-                     f"{len(a['medians']):>3}/{len(b['medians']):<3} "
+        lines.append(f"{case_id:48} {cells} "
                      f"{statistics.median(a['setup']):8.2f}/{statistics.median(b['setup']):<8.2f} "
                      f"{statistics.median(a['wall']):8.2f}/{statistics.median(b['wall']):<8.2f}")
     return lines
@@ -78,16 +65,8 @@ def main() -> int:
     parser.add_argument("run_args", nargs=argparse.REMAINDER, help="after --: the tribench run axes")
     options = parser.parse_args()
     args = [arg for arg in options.run_args if arg != "--"]
-    order = random.Random(options.seed)
-    files: dict[str, list[Path]] = {side: [] for side in SIDES}
-    with tempfile.TemporaryDirectory(prefix="fork-vs-fresh-") as folder:
-        for pair in range(options.pairs):
-            for side in order.sample(SIDES, len(SIDES)):
-                path = Path(folder, f"{side.strip('-')}-{pair}.json")
-                run_side(side, args, options.processes, path)
-                files[side].append(path)
-                print(f"pair {pair + 1}/{options.pairs}: {side} done", file=sys.stderr)
-        print("\n".join(table(collect(files["--fork-server"]), collect(files["--fresh-interpreters"]))))
+    fork, fresh = paired_runs(SIDES, args, options.processes, options.pairs, options.seed, collect)
+    print("\n".join(table(fork, fresh)))
     return 0
 
 

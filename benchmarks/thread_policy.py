@@ -16,17 +16,13 @@ Never run it beside other work: both sides must see the same machine.
 from __future__ import annotations
 
 import argparse
-import math
-import random
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.fork_vs_fresh import run_side  # noqa: E402
-from harness.process_stats import process_test  # noqa: E402
+from benchmarks.paired_runs import paired_runs, ratio_cells  # noqa: E402
 from harness.results import load_run  # noqa: E402
 
 POLICY, DEFAULTS = "--threads=auto", "--threads=framework"
@@ -56,11 +52,10 @@ def table(policy: dict[str, dict[str, list[float]]], defaults: dict[str, dict[st
              f"{'disturbed policy/defaults':>26}"]
     for case_id in sorted(set(policy) & set(defaults)):
         a, b = policy[case_id], defaults[case_id]
-        if len(a["medians"]) + len(b["medians"]) < 3:
+        cells = ratio_cells(a["medians"], b["medians"], 15)
+        if cells is None:
             continue
-        test = process_test(b["medians"], a["medians"])
-        lines.append(f"{case_id:48} {test.ratio:15.3f} [{math.exp(test.ci_low):6.3f}, {math.exp(test.ci_high):6.3f}] "
-                     f"{len(a['medians']):>3}/{len(b['medians']):<3} "
+        lines.append(f"{case_id:48} {cells} "
                      f"{spread(a['medians']):10.1%}/{spread(b['medians']):<12.1%} "
                      f"{statistics.fmean(a['disturbed']):12.0%}/{statistics.fmean(b['disturbed']):<13.0%}")
     return lines
@@ -74,16 +69,8 @@ def main() -> int:
     parser.add_argument("run_args", nargs=argparse.REMAINDER, help="after --: the tribench run axes")
     options = parser.parse_args()
     args = [arg for arg in options.run_args if arg != "--"]
-    order = random.Random(options.seed)
-    files: dict[str, list[Path]] = {POLICY: [], DEFAULTS: []}
-    with tempfile.TemporaryDirectory(prefix="thread-policy-") as folder:
-        for pair in range(options.pairs):
-            for side in order.sample((POLICY, DEFAULTS), 2):
-                path = Path(folder, f"{side.rsplit('=', 1)[1]}-{pair}.json")
-                run_side(side, args, options.processes, path)
-                files[side].append(path)
-                print(f"pair {pair + 1}/{options.pairs}: {side} done", file=sys.stderr)
-        print("\n".join(table(collect(files[POLICY]), collect(files[DEFAULTS]))))
+    policy, defaults = paired_runs((POLICY, DEFAULTS), args, options.processes, options.pairs, options.seed, collect)
+    print("\n".join(table(policy, defaults)))
     return 0
 
 

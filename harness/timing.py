@@ -242,13 +242,17 @@ def measure_sustained(session, config: TimingConfig, latency_s: float,
 
 
 def measure(session, config: TimingConfig = TimingConfig(), clock: Clock = time.perf_counter,
-            window: MeasurementWindow | None = None) -> TimingResult:
+            window: MeasurementWindow | None = None,
+            after_compile: Callable[[], None] | None = None) -> TimingResult:
     """Compile step, warm-up and measurement of ``session`` (see the module docstring).
 
     ``window``, if given, is opened after the last warm-up step and closed after the last
     measured step (the sustained phase's last sync), so it spans the measured steps only.
+    ``after_compile``, if given, runs once right after the compile step (the memory peaks' reset point).
     """
     compile_time = _timed_step(session, clock)
+    if after_compile is not None:
+        after_compile()
     warmup, steady = warm_up(session, config, clock)
     if window is not None:
         window.open()

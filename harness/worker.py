@@ -65,16 +65,24 @@ def run_case(spec: CaseSpec, config: TimingConfig, energy: EnergySettings = Ener
         raise CaseSkipped(unsupported_reason(spec.backend))
     session = backend.build(spec)
     setup_time = time.perf_counter() - setup_start
-    reset_error = host_memory.reset_window_peak()
+    marks: list[host_memory.WindowMark] = []
+
+    def after_compile() -> None:  # every memory peak, host and device, restarts at this one point
+        marks.append(host_memory.mark_window())
+        if hasattr(session, "mark_window"):
+            session.mark_window()
+
     probes = probes_for(spec.device, energy) if energy.enabled else []
     disturbance = disturbance or DisturbanceWindow()
     scope = getattr(session, "distributed_scope", None)  # data-parallel: barrier, then uneven-step join
     with scope() if spec.total_devices > 1 and scope else contextlib.nullcontext():
         timing, energy_record = measure_in_window(session, config, probes, energy, spec.device, spec.batch_size,
-                                                  inner=disturbance)
+                                                  inner=disturbance, after_compile=after_compile)
+    mark = marks[0] if marks else host_memory.WindowMark(None, "the window was never marked")
     readings = list(session.memory()) + [
         host_memory.process_peak_rss(),
-        host_memory.window_peak_rss(reset_error),
+        host_memory.window_peak_rss(mark),
+        host_memory.window_growth_rss(mark),
     ]
     result = {
         "status": "ok",

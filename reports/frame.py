@@ -42,7 +42,8 @@ def device_memory(readings: list[dict[str, Any]]) -> dict[str, Any]:
     Backends list their readings most meaningful first (e.g. allocated before reserved); the
     harness's own host readings are named ``host_*``.
     """
-    device = [reading for reading in readings if not reading["name"].startswith("host_")]
+    device = [reading for reading in readings  # a growth over the window's start is not a peak
+              if not reading["name"].startswith("host_") and not reading["name"].endswith("_growth")]
     measured = [reading for reading in device if reading.get("value") is not None]
     peaks = [reading for reading in measured if "peak" in reading["name"]]
     if peaks or measured:
@@ -55,10 +56,15 @@ def device_memory(readings: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _host_memory(readings: list[dict[str, Any]]) -> dict[str, Any]:
+    """The worker's lifetime peak RSS, and what warm-up and measurement added (``harness.probes.memory``)."""
+    columns: dict[str, Any] = {"host_peak_rss_bytes": None, "host_peak_rss_source": None,
+                               "host_rss_growth_window_bytes": None}
     for reading in readings:
         if reading["name"] == "host_peak_rss":
-            return {"host_peak_rss_bytes": reading.get("value"), "host_peak_rss_source": reading["source"]}
-    return {"host_peak_rss_bytes": None, "host_peak_rss_source": None}
+            columns.update(host_peak_rss_bytes=reading.get("value"), host_peak_rss_source=reading["source"])
+        elif reading["name"] == "host_rss_growth_window":
+            columns["host_rss_growth_window_bytes"] = reading.get("value")
+    return columns
 
 
 def _value(entry: dict[str, Any] | None) -> float | None:

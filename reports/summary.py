@@ -23,7 +23,9 @@ def peak_memory_text(row) -> str:
     if row["device"] != "cpu" and not missing(row["device_peak_memory_bytes"]):
         return f"{units.bytes_(row['device_peak_memory_bytes'])} (device)"
     if not missing(row["host_peak_rss_bytes"]):
-        return f"{units.bytes_(row['host_peak_rss_bytes'])} (host RSS)"
+        growth = row.get("host_rss_growth_window_bytes")
+        text = f"{units.bytes_(row['host_peak_rss_bytes'])} (host RSS)"
+        return text + (f", +{units.bytes_(growth)} after compile" if not missing(growth) else "")
     return "n/a"
 
 

@@ -349,10 +349,12 @@ def test_half_precision_on_a_cpu_without_instructions_is_skipped(monkeypatch):
 
 
 def test_cpu_memory_is_unavailable_with_a_reason_never_zero(trained):
-    (reading,) = trained["cnn"][0].memory()
+    reading, growth = trained["cnn"][0].memory()
     assert reading.value is None and reading.name == "peak_allocated"
     assert reading.reason == (
         "the cpu device's memory_stats() returned None: its XLA client keeps no allocator statistics")
+    assert (growth.name, growth.value, growth.reason) == (
+        "peak_allocated_growth", None, "the device keeps no allocator statistics")
 
 
 def test_availability_on_this_machine():

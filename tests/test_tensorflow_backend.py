@@ -194,14 +194,19 @@ def test_every_computing_op_of_the_step_is_pinned_to_the_case_device(backend):
 def test_memory_reports_the_cpu_allocator_peak(backend):
     session = backend.build(case("cnn"))
     session.sync(session.step())
-    (reading,) = session.memory()
+    session.mark_window()  # the worker's reset point, after the compile step
+    session.sync(session.step())
+    reading, growth = session.memory()
     assert reading.source == "tf.config.experimental.get_memory_info('CPU:0')['peak']"
+    assert reading.span == growth.span == "from the end of the compile step: warm-up and measurement"
     assert reading.scope == "process" and reading.unit == "bytes"
     if adapter.onednn_enabled():  # weights + two Adam slots are resident, so the peak holds at least that
         assert reading.value >= 3 * 4 * TINY_PARAMS["cnn"]
+        assert 0 <= growth.value <= reading.value
     else:  # e.g. an AVX2-only CPU, where TensorFlow leaves oneDNN off and its allocator keeps no statistics
         assert not reading.available and "Allocator stats not available" in reading.reason
         assert "keeps statistics only with oneDNN on" in reading.reason
+        assert growth.value is None and "Allocator stats not available" in growth.reason
 
 
 # ---------------------------------------------------------------- FLOPs

@@ -62,6 +62,7 @@ from backends.jax.devices import (
 )
 from backends.jax.models import build_model, input_shape, takes_tokens
 from harness import cpuinfo, numerics
+from harness.probes.memory import AFTER_COMPILE, LIFETIME
 from harness.readings import Reading
 from harness.spec import CaseSpec
 from suites import workloads
@@ -317,20 +318,43 @@ def make_forward(model: nn.Module) -> Callable:
 # ---------------------------------------------------------------- session
 
 
-def peak_memory_reading(stats: dict[str, Any] | None, platform: str) -> Reading:
+def peak_memory_reading(stats: dict[str, Any] | None, platform: str,
+                        start: dict[str, Any] | None = None) -> Reading:
     """The allocator peak from ``Device.memory_stats()``, or why the platform gives none.
 
-    The allocator is this process's XLA client on that device, hence scope "process".
+    The allocator is this process's XLA client on that device, hence scope "process". JAX cannot reset
+    the peak, so its span is the window after the compile step (``start``: the stats then) only when the
+    peak rose after that point; otherwise it is the process's lifetime peak, and says so.
     """
     if stats and "peak_bytes_in_use" in stats:
+        rose = bool(start) and stats["peak_bytes_in_use"] > start.get("peak_bytes_in_use", float("inf"))
+        span = AFTER_COMPILE if rose else (
+            LIFETIME + "; JAX cannot reset its allocator peak" + (
+                ", and it was reached by the end of the compile step" if start else ""))
         return Reading("peak_allocated", "bytes", PEAK_MEMORY_SOURCE, "process",
-                       value=float(stats["peak_bytes_in_use"]))
+                       value=float(stats["peak_bytes_in_use"]), span=span)
     returned = "None" if stats is None else "no 'peak_bytes_in_use'"
     return Reading.unavailable(
         "peak_allocated", "bytes", PEAK_MEMORY_SOURCE, "process",
         reason=f"the {platform} device's memory_stats() returned {returned}: its XLA client keeps no "
                "allocator statistics",
     )
+
+
+def growth_reading(start: dict[str, Any] | None, end: dict[str, Any] | None) -> Reading:
+    """The allocator's growth over what was in use at the end of the compile step, where JAX lets it be known:
+    only when the (unresettable) peak rose after that point."""
+    source = f"{PEAK_MEMORY_SOURCE} minus memory_stats()['bytes_in_use'] at the end of the compile step"
+    if not start or not end or "bytes_in_use" not in start or "peak_bytes_in_use" not in end:
+        return Reading.unavailable("peak_allocated_growth", "bytes", source, "process",
+                                   "the device keeps no allocator statistics", AFTER_COMPILE)
+    if end["peak_bytes_in_use"] <= start.get("peak_bytes_in_use", float("inf")):
+        return Reading.unavailable(
+            "peak_allocated_growth", "bytes", source, "process",
+            "JAX cannot reset its allocator peak, and the peak was reached by the end of the compile step: "
+            "warm-up and measurement stayed below it", AFTER_COMPILE)
+    return Reading("peak_allocated_growth", "bytes", source, "process",
+                   float(end["peak_bytes_in_use"] - start["bytes_in_use"]), span=AFTER_COMPILE)
 
 
 class JaxSession:
@@ -368,8 +392,13 @@ class JaxSession:
         as well as the loss, since the update may finish after the loss is ready; in inference the outputs."""
         jax.block_until_ready((self._state, handle) if self._train else handle)
 
+    def mark_window(self) -> None:
+        """The allocator's figures at the end of the compile step (JAX has no peak reset)."""
+        self._window_start = self._device.memory_stats()
+
     def memory(self) -> MemoryReading:
-        return (peak_memory_reading(self._device.memory_stats(), self._device.platform),)
+        start, end = getattr(self, "_window_start", None), self._device.memory_stats()
+        return (peak_memory_reading(end, self._device.platform, start), growth_reading(start, end))
 
     def param_count(self) -> int:
         return self._params

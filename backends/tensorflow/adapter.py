@@ -34,6 +34,7 @@ import math
 import os
 import platform
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ from backends.base import Availability, CaseSkipped, MemoryReading  # noqa: E402
 from backends.tensorflow import devices  # noqa: E402
 from backends.tensorflow.models import build_model, input_signature  # noqa: E402
 from harness import cpuinfo, numerics  # noqa: E402
+from harness.probes.memory import AFTER_COMPILE  # noqa: E402
 from harness.spec import CaseSpec  # noqa: E402
 from suites import workloads  # noqa: E402
 from suites.workloads import (  # noqa: E402
@@ -320,13 +322,25 @@ class TensorFlowSession:
         else:
             tf.test.experimental.sync_devices()
 
+    def mark_window(self) -> None:
+        """Restart the allocator's peak at the end of the compile step; note what is in use then."""
+        _reset_memory_stats(self._kind)
+        try:
+            self._window_base = tf.config.experimental.get_memory_info(devices.memory_device(self._kind))["current"]
+        except ValueError:  # no statistics here (CPU without oneDNN): memory() says so
+            self._window_base = None
+
     def memory(self) -> MemoryReading:
         device = devices.memory_device(self._kind)
+        base = getattr(self, "_window_base", None)
         try:
             peak = tf.config.experimental.get_memory_info(device)["peak"]
         except ValueError as exc:
-            return (devices.peak_memory_reading(self._kind, None, str(exc)),)
-        return (devices.peak_memory_reading(self._kind, peak),)
+            reading = devices.peak_memory_reading(self._kind, None, str(exc))
+            return (replace(reading, span=AFTER_COMPILE),
+                    devices.growth_reading(self._kind, None, None, str(exc)))
+        return (replace(devices.peak_memory_reading(self._kind, peak), span=AFTER_COMPILE),
+                devices.growth_reading(self._kind, peak, base))
 
     def param_count(self) -> int:
         return sum(math.prod(variable.shape) for variable in self._model.trainable_variables)
@@ -394,7 +408,6 @@ class TensorFlowBackend:
             function = tf.function(_placed(device, step), jit_compile=xla)
         else:
             function = _placed(device, step)
-        _reset_memory_stats(case.device)
         info = {
             "tf_device": "TPUStrategy" if strategy else device, "replicas": replicas, "tf_function": graph,
             "dtype_policy": devices.DTYPE_POLICIES[case.precision], "jit_compile": xla,

@@ -187,6 +187,18 @@ def peak_memory_reading(kind: str, peak: int | None, error: str | None = None) -
     return Reading(name="peak_allocated", unit="bytes", source=source, scope=scope, value=float(peak))
 
 
+def growth_reading(kind: str, peak: int | None, base: int | None, error: str | None = None) -> Reading:
+    """The allocator's peak after the compile step minus what was in use then; unavailable with the reason."""
+    from harness.probes.memory import AFTER_COMPILE
+
+    source = f"{memory_source(kind)} minus get_memory_info()['current'] at the end of the compile step"
+    scope = "process" if kind == "cpu" else "device"
+    if error is not None or not peak or base is None:
+        why = error or ("the allocator tracked no allocations" if not peak else "the window was never marked")
+        return Reading.unavailable("peak_allocated_growth", "bytes", source, scope, why, AFTER_COMPILE)
+    return Reading("peak_allocated_growth", "bytes", source, scope, float(max(0, peak - base)), span=AFTER_COMPILE)
+
+
 # ---------------------------------------------------------------- data-parallel (backends.tensorflow.parallel)
 
 XLA_PARALLEL_REASON = (

@@ -36,6 +36,7 @@ from torch import nn
 from backends.base import Availability, CaseSkipped, MemoryReading
 from backends.torch import devices, distributed, models
 from harness import cpuinfo, numerics
+from harness.probes.memory import AFTER_COMPILE
 from harness.readings import Reading
 from harness.spec import CaseSpec
 from suites import workloads
@@ -232,13 +233,26 @@ class TorchSession:
         """Wait for the device. CPU ops are synchronous: the handle is already computed."""
         _SYNC[self._device.type]()
 
+    def mark_window(self) -> None:
+        """Restart the CUDA allocator's peaks at the end of the compile step; note what is allocated then."""
+        if self._device.type == "cuda":
+            torch.cuda.synchronize(self._device)
+            torch.cuda.reset_peak_memory_stats(self._device)
+            self._window_base = torch.cuda.memory_allocated(self._device)
+
     def memory(self) -> MemoryReading:
         if self._device.type == "cuda":
+            base = getattr(self, "_window_base", None)
+            span = AFTER_COMPILE if base is not None else "since the process started (no window mark)"
+            peak = float(torch.cuda.max_memory_allocated(self._device))
+            growth_source = "torch.cuda.max_memory_allocated minus torch.cuda.memory_allocated at the window's start"
             return (
-                Reading("peak_allocated", "bytes", "torch.cuda.max_memory_allocated", "process",
-                        float(torch.cuda.max_memory_allocated(self._device))),
+                Reading("peak_allocated", "bytes", "torch.cuda.max_memory_allocated", "process", peak, span=span),
                 Reading("peak_reserved", "bytes", "torch.cuda.max_memory_reserved", "process",
-                        float(torch.cuda.max_memory_reserved(self._device))),
+                        float(torch.cuda.max_memory_reserved(self._device)), span=span),
+                Reading("peak_allocated_growth", "bytes", growth_source, "process", peak - base, span=span)
+                if base is not None else Reading.unavailable("peak_allocated_growth", "bytes", growth_source,
+                                                             "process", "the window was never marked", span),
             )
         if self._device.type == "mps":
             return (
@@ -345,7 +359,6 @@ class TorchBackend:
         session.info["numerics"] = numeric
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-            torch.cuda.reset_peak_memory_stats(device)
         return session
 
 

@@ -14,6 +14,7 @@ energy window (``timing.NestedWindows``): it closes before the extension steps r
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from harness.probes.energy import (
@@ -64,16 +65,17 @@ class ProbeWindow:
 def measure_in_window(session: Any, config: TimingConfig, probes: list[EnergyProbe], settings: EnergySettings,
                       device: str, batch_size: int,
                       clock: Clock = time.perf_counter,
-                      inner: MeasurementWindow | None = None) -> tuple[TimingResult, dict[str, Any]]:
+                      inner: MeasurementWindow | None = None,
+                      after_compile: Callable[[], None] | None = None) -> tuple[TimingResult, dict[str, Any]]:
     """Time ``session`` with ``timing.measure``; return the timing and the worker's ``energy`` record.
 
     ``inner`` (the disturbance window), if given, opens after the energy window and closes before it,
     so it spans the measured steps only, never the energy window's extension steps.
     """
     if not settings.enabled:
-        return measure(session, config, clock, inner), disabled_record(device)
+        return measure(session, config, clock, inner, after_compile), disabled_record(device)
     window = ProbeWindow(probes, settings, clock)
-    timing = measure(session, config, clock, NestedWindows(window, inner))
+    timing = measure(session, config, clock, NestedWindows(window, inner), after_compile)
     timed = len(timing.samples_s) + sum(timing.sustained_block_steps)  # synced steps, then the sustained blocks
     facts = {"wall_s": window.elapsed_s, "timed_steps": timed, "extra_steps": window.extra_steps,
              "steps": timed + window.extra_steps, "min_window_s": window.needed_s, "extended": window.extra_steps > 0}

@@ -1,0 +1,55 @@
+"""What the A/B benchmarks that compare two ways of running ``tribench run`` share (``fork_vs_fresh.py``,
+``thread_policy.py``): alternating pairs of whole runs in random order, and the process test on their
+per-process median step times.
+
+Both sides of a pair run the same cases with the same ``--processes``; only the side's own flag differs.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from harness.process_stats import process_test  # noqa: E402
+
+Collected = dict[str, dict[str, list[float]]]
+
+
+def run_side(side: str, args: list[str], processes: int, output: Path) -> None:
+    """One whole ``tribench run`` with the side's flag; exits with its stderr if it fails."""
+    command = [sys.executable, "-m", "harness.cli", "run", side, "--processes", str(processes),
+               "--output", str(output), *args]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
+
+
+def paired_runs(sides: tuple[str, str], args: list[str], processes: int, pairs: int, seed: int,
+                collect: Callable[[list[Path]], Collected]) -> tuple[Collected, Collected]:
+    """``pairs`` pairs of runs, the order within each pair random; each side's runs ``collect``-ed."""
+    order = random.Random(seed)
+    files: dict[str, list[Path]] = {side: [] for side in sides}
+    with tempfile.TemporaryDirectory(prefix="paired-runs-") as folder:
+        for pair in range(pairs):
+            for index, side in order.sample(list(enumerate(sides)), 2):
+                path = Path(folder, f"side{index}-{pair}.json")
+                run_side(side, args, processes, path)
+                files[side].append(path)
+                print(f"pair {pair + 1}/{pairs}: {side} done", file=sys.stderr)
+        return collect(files[sides[0]]), collect(files[sides[1]])
+
+
+def ratio_cells(a: list[float], b: list[float], width: int) -> str | None:
+    """``a / b`` of per-process medians with the 95% CI of the process test and the counts; None if too few."""
+    if len(a) + len(b) < 3:
+        return None
+    test = process_test(b, a)
+    return (f"{test.ratio:{width}.3f} [{math.exp(test.ci_low):6.3f}, {math.exp(test.ci_high):6.3f}] "
+            f"{len(a):>3}/{len(b):<3}")
