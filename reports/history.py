@@ -60,6 +60,7 @@ class Series:
     values: list[float]
     backend: str | None = None
     change_points: list[ChangePointInfo] = field(default_factory=list)
+    bases: list[str] = field(default_factory=list)  # throughput only: what each point's figure is (harness.sustained)
 
     def to_dict(self) -> dict[str, Any]:
         return {"case_id": self.case_id, "metric": self.metric, "unit": self.unit, "direction": self.direction,
@@ -149,7 +150,21 @@ def build_series(runs: list[tuple[RunInfo, dict[str, Any]]], metrics: list[str],
                     case["id"], name, metric.unit, metric.direction, [], [], case.get("spec", {}).get("backend")))
                 entry.runs.append(info)
                 entry.values.append(float(value))
+                entry.bases.append(throughput_basis(case) if name == "throughput" else "")
     return list(series.values())
+
+
+def throughput_basis(case: dict[str, Any]) -> str:
+    """What a case's throughput is: ``sustained`` or ``synced-steps`` (files written before the basis was recorded)."""
+    return ((case.get("metrics") or {}).get("throughput") or {}).get("basis") or "synced-steps"
+
+
+def basis_change(series: Series, index: int) -> list[str]:
+    """The change of throughput definition between point ``index - 1`` and ``index``, if any: a level change there
+    is (at least partly) the definition, not the code."""
+    if not series.bases or series.bases[index - 1] == series.bases[index]:
+        return []
+    return [f"throughput basis: {series.bases[index - 1]} -> {series.bases[index]}"]
 
 
 def _median(values: list[float]) -> float:
@@ -176,7 +191,8 @@ def find_change_points(series: Series, *, significance: float = 0.05, permutatio
         series.change_points.append(ChangePointInfo(
             index=point.index, run_id=run.run_id, commit=run.commit, before=before, after=after,
             magnitude=magnitude, p_value=point.p_value, direction="regression" if worse else "improvement",
-            environment_change=fingerprint_differences(previous.environment, run.environment, series.backend)))
+            environment_change=fingerprint_differences(previous.environment, run.environment, series.backend)
+            + basis_change(series, point.index)))
     return series
 
 

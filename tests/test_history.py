@@ -183,3 +183,20 @@ def test_history_bad_inputs_get_one_line_and_exit_2(tmp_path, problem):
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert ("no such run file or folder" if problem == "missing path" else "no successful case matches 'resnet'") \
         in lines[0]
+
+
+def test_a_change_of_throughput_definition_is_named_at_the_change_point(tmp_path):
+    """Run files from before the sustained phase hold batch / median synced step; a level change where the
+    definition changed is said to be (at least partly) the definition (harness.sustained)."""
+    write_history(tmp_path)  # a 10% slowdown planted from the 9th run on
+    for path in tmp_path.glob("run-*.json"):
+        run = json.loads(path.read_text())
+        if int(run["run_id"].split("-")[1]) >= 8:
+            for case in run["cases"]:
+                case["metrics"]["throughput"]["basis"] = "sustained"
+            path.write_text(json.dumps(run))
+    series, _, _ = history([tmp_path], ["throughput", "latency_p50"], pattern="cnn-tiny/train")
+    throughput, p50 = series
+    assert throughput.bases == ["synced-steps"] * 8 + ["sustained"] * 8
+    assert throughput.change_points[0].environment_change == ["throughput basis: synced-steps -> sustained"]
+    assert p50.change_points[0].environment_change == []  # latency kept its definition
