@@ -53,3 +53,40 @@ def ratio_cells(a: list[float], b: list[float], width: int) -> str | None:
     test = process_test(b, a)
     return (f"{test.ratio:{width}.3f} [{math.exp(test.ci_low):6.3f}, {math.exp(test.ci_high):6.3f}] "
             f"{len(a):>3}/{len(b):<3}")
+
+
+def compared_cases(a_side: Collected, b_side: Collected, width: int):
+    """(case id, a's values, b's values, ratio cells) for every case both sides ran with enough processes."""
+    for case_id in sorted(set(a_side) & set(b_side)):
+        a, b = a_side[case_id], b_side[case_id]
+        cells = ratio_cells(a["medians"], b["medians"], width)
+        if cells is not None:
+            yield case_id, a, b, cells
+
+
+def main_for(doc: str, sides: tuple[str, str], default_processes: int, collect: Callable[[list[Path]], Collected],
+             table: Callable[[Collected, Collected], list[str]]) -> int:
+    """The command line every paired-run benchmark shares: ``--pairs --processes --seed -- <tribench run axes>``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", type=int, default=4, help="pairs of runs (one per side each)")
+    parser.add_argument("--processes", type=int, default=default_processes, help="processes per case in each run")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the order within each pair")
+    parser.add_argument("run_args", nargs=argparse.REMAINDER, help="after --: the tribench run axes")
+    options = parser.parse_args()
+    args = [arg for arg in options.run_args if arg != "--"]
+    first, second = paired_runs(sides, args, options.processes, options.pairs, options.seed, collect)
+    print("\n".join(table(first, second)))
+    return 0
+
+
+def ok_processes(paths: list[Path]):
+    """(case id, process result) for every successful process in the run files ``paths``."""
+    from harness.results import load_run
+
+    for path in paths:
+        for case in load_run(path)["cases"]:
+            for process in case.get("repeats", []):
+                if process.get("status") == "ok":
+                    yield case["id"], process
