@@ -244,7 +244,7 @@ def _specs(suite: str, pythons: dict[str, str], **axes: str | None) -> list:
 
 def _run_options(path: Path, pythons: dict[str, str], *, repeats: int, timeout_s: float, min_steps: int,
                  min_time: float, max_time: float, target_ci: float, energy: bool, idle_baseline: float,
-                 min_warmup: float, profile_steps: int | None, sustained_time: float = 0.0):
+                 min_warmup: float, profile_steps: int | None, sustained_time: float):
     """RunOptions from the flags: timing, energy, interpreters (A/B order seeded at random), profiling."""
     from harness.probes.energy import EnergySettings
     from harness.profiling import ProfileOptions

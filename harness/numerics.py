@@ -24,7 +24,7 @@ from harness.peak_measure import tf32_skip_reason
 
 TF32 = "tf32"
 
-__all__ = ["TF32", "tf32_skip_reason", "uses_tf32", "gpu_numerics"]
+__all__ = ["TF32", "tf32_skip_reason", "uses_tf32", "gpu_numerics", "host_numerics"]
 
 
 def uses_tf32(precision: str) -> bool:

@@ -101,7 +101,7 @@ class TimingConfig:
     fixed_steps: bool = False  # exactly max_warmup_steps warm-up and min_steps measured steps
     sustained_time_s: float = 0.0  # the sustained phase's seconds (the CLI's --sustained-time; 0: none)
     block_time_s: float = 0.05  # about how long one sustained block lasts
-    min_blocks: int = 5  # sustained blocks, at least
+    min_blocks: int = 6  # sustained blocks, at least: 6 is the fewest with a 95% CI of their median
     max_block_steps: int = 100_000
 
     def __post_init__(self) -> None:

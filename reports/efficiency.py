@@ -3,14 +3,17 @@
 Definitions (every figure carries its unit and source; a missing one is ``value: None`` with a reason):
 
 * ``achieved_flops_per_s`` = the workload's analytic FLOPs per step (``suites.workloads``: conv and
-  matmul multiply-adds x 2, train = 3 x forward) / the case's median step time.
+  matmul multiply-adds x 2, train = 3 x forward) / the seconds per step behind the case's throughput
+  (the sustained figure, ``harness.sustained``; older files: the median step time).
 * ``mfu`` = achieved / the measured peak of the case's device and precision, where that peak is the
   HIGHEST dense-matmul rate any framework reached on that device and precision
   (``environment["peaks"]["entries"]``, written by ``tribench peak``): the device's achievable
   peak, so two frameworks' cases on one device are held against the same number. The precision
-  is the case's (bf16, fp16); an fp32 case is held against the math its framework's defaults use
-  for fp32 matmuls on that device (``fp32_case_math`` of its own peak entry: TF32 for JAX and
-  TensorFlow on Ampere+ GPUs, fp32 elsewhere), so no case can beat its own reference by mode.
+  is the case's (tf32, bf16, fp16). An fp32 case on a GPU is held against the fp32 peak: tribench
+  runs it as IEEE fp32 in every framework (``harness.numerics``), whatever a peak entry cached
+  before that policy says of its framework's defaults. Elsewhere an fp32 case is held against the
+  math its framework uses for fp32 matmuls there (``fp32_case_math`` of its own peak entry: bf16
+  passes on TPUs, fp32 on CPUs), so no case can beat its own reference by mode.
 * ``spec_fraction`` ("% of spec") = achieved / the vendor's dense datasheet peak for the device
   (``harness.datasheet``), where the device is in that table.
 
@@ -44,7 +47,7 @@ def peak_entries(environment: dict[str, Any] | None) -> list[dict[str, Any]]:
 
 def reference_precision(precision: str, backend: str, device: str, entries: list[dict[str, Any]]) -> str:
     """The peak precision a case of ``precision`` is held against (see the module docstring)."""
-    if precision != "fp32":
+    if precision != "fp32" or device == "gpu":  # fp32 on a GPU: IEEE fp32 by tribench's numeric policy
         return precision
     own = next((e for e in entries if e.get("backend") == backend and e.get("device") == device), None)
     return (own or {}).get("fp32_case_math", "fp32")

@@ -104,3 +104,15 @@ def test_every_framework_reports_the_lifetime_peak_and_the_growth_after_compile(
         assert 0 <= growth["value"] < lifetime["value"], case["id"]
         assert growth["value"] <= readings["host_peak_rss_window"]["value"], case["id"]
     assert "after compile" in done.stdout
+
+
+def test_tensorflow_data_parallel_restarts_every_replica_devices_peak_at_the_mark(monkeypatch):
+    tf = pytest.importorskip("tensorflow")
+    from backends.tensorflow.parallel import DataParallelSession
+
+    reset = []
+    monkeypatch.setattr(tf.config.experimental, "reset_memory_stats", reset.append)
+    session = object.__new__(DataParallelSession)
+    session._devices = ["/job:localhost/replica:0/task:0/device:GPU:0", "/job:localhost/replica:0/task:0/device:GPU:1"]
+    session.mark_window()
+    assert reset == ["GPU:0", "GPU:1"]  # not only the first device, as a one-device session's mark would

@@ -97,9 +97,11 @@ def test_who_may_run_tf32():
 
 
 def test_an_fp32_case_is_held_against_the_fp32_peak_and_a_tf32_case_against_tf32():
-    entries = [{"backend": "jax", "device": "gpu", "fp32_case_math": "fp32"}]
-    assert reference_precision("fp32", "jax", "gpu", entries) == "fp32"
-    assert reference_precision("tf32", "jax", "gpu", entries) == "tf32"
+    stale = [{"backend": "jax", "device": "gpu", "fp32_case_math": "tf32"}]  # cached before the policy
+    assert reference_precision("fp32", "jax", "gpu", stale) == "fp32"
+    assert reference_precision("tf32", "jax", "gpu", stale) == "tf32"
+    tpu = [{"backend": "jax", "device": "tpu", "fp32_case_math": "bf16"}]
+    assert reference_precision("fp32", "jax", "tpu", tpu) == "bf16"  # a TPU keeps its default bf16 passes
 
 
 @pytest.mark.parametrize("backend", ["torch", "tensorflow", "jax"])

@@ -38,6 +38,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from backends.base import CaseSkipped, MemoryReading
 from backends.jax import adapter, launch
 from backends.jax.devices import precision_skip_reason
+from harness.probes.memory import LIFETIME
 from harness.readings import Reading
 from harness.spec import CaseSpec
 from suites.workloads import Architecture
@@ -126,8 +127,8 @@ def peak_memory_over(devices: Sequence[jax.Device]) -> Reading:
     readings = [adapter.peak_memory_reading(device.memory_stats(), device.platform) for device in devices]
     missing = next((reading for reading in readings if not reading.available), None)
     if missing is not None:
-        return Reading.unavailable("peak_allocated", "bytes", source, "process", reason=missing.reason)
-    return Reading("peak_allocated", "bytes", source, "process", value=max(r.value for r in readings))
+        return Reading.unavailable("peak_allocated", "bytes", source, "process", reason=missing.reason, span=LIFETIME)
+    return Reading("peak_allocated", "bytes", source, "process", value=max(r.value for r in readings), span=LIFETIME)
 
 
 class DataParallelSession(adapter.JaxSession):
@@ -151,6 +152,9 @@ class DataParallelSession(adapter.JaxSession):
             return jax.jit(function, in_shardings=(replicated, sharded, sharded),
                            out_shardings=(replicated, replicated), donate_argnums=0)
         return jax.jit(function, in_shardings=(replicated, sharded), out_shardings=sharded)
+
+    def mark_window(self) -> None:
+        """Nothing to mark: JAX cannot reset its allocator peaks, and this reading is each device's lifetime peak."""
 
     def memory(self) -> MemoryReading:
         return (peak_memory_over(self._local),)

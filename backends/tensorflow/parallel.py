@@ -197,6 +197,10 @@ class DataParallelSession(adapter.TensorFlowSession):
                 tf.raw_ops.SyncDevice()
         context.async_wait()
 
+    def mark_window(self) -> None:
+        """Restart every replica device's allocator peak at the end of the compile step (as one device does)."""
+        _reset_memory_stats(self._devices)
+
     def memory(self) -> MemoryReading:
         peaks: dict[str, int | None] = {}
         errors: dict[str, str] = {}
@@ -250,7 +254,6 @@ def build(case: CaseSpec, spec: Architecture, memory_growth: dict[str, Any]) -> 
     if xla:
         step = tf.function(step, jit_compile=True)
     function = tf.function(adapter.distribute(strategy, step, case.mode, args=(inputs, targets)))
-    _reset_memory_stats(replica_devices)
     replicas = strategy.num_replicas_in_sync
     info = {
         **facts, "tf_devices": replica_devices, "replicas": replicas,
