@@ -20,13 +20,14 @@ jax = pytest.importorskip("jax")
 import flax.linen as nn  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from backends.jax import adapter, models  # noqa: E402
+from backends.jax import adapter, fast_paths, models  # noqa: E402
 
 TINY = ("cnn", "rnn", "transformer")
 TINY_PARAMS = {"cnn": 93_322, "rnn": 91_530, "transformer": 229_096}
 BATCH = 8
 STEPS = 6
 CPU = jax.devices("cpu")[0]
+CPU_FACTS = DeviceFacts(platform="cpu")
 # Small ResNets that exercise both block types, both stems, projections and BatchNorm in seconds.
 RESNET_BASIC = ResNetSpec(8, 8, 3, 5, "basic", (1, 1), (8, 16), "cifar", stem_width=8)
 RESNET_BOTTLENECK = ResNetSpec(16, 16, 3, 5, "bottleneck", (1, 2), (4, 8), "imagenet", stem_width=8)
@@ -288,19 +289,19 @@ def test_language_model_predicts_every_next_token():
     inputs, targets = adapter.synthetic_batch(spec, 3, CPU)
     assert inputs.shape == targets.shape == (3, 5)
     assert inputs[:, 1:].tolist() == targets[:, :-1].tolist()
-    session = adapter.build_session(spec, case("rnn"), CPU)
+    session = adapter.build_session(spec, case("rnn"), CPU, CPU_FACTS)
     assert session.param_count() == workloads.param_count(spec)
     losses = run_steps(session, 4)
     assert losses[-1] < losses[0]
 
 
 def test_resnet_trains_batch_norm_statistics_and_infers_on_running_averages():
-    session = adapter.build_session(RESNET_BOTTLENECK, case("cnn"), CPU)
+    session = adapter.build_session(RESNET_BOTTLENECK, case("cnn"), CPU, CPU_FACTS)
     initial_mean = session._state.batch_stats["BatchNorm_0"]["mean"].tolist()
     losses = run_steps(session)
     assert losses[-1] < losses[0]
     assert session._state.batch_stats["BatchNorm_0"]["mean"].tolist() != initial_mean
-    infer = adapter.build_session(RESNET_BOTTLENECK, case("cnn", "infer"), CPU)
+    infer = adapter.build_session(RESNET_BOTTLENECK, case("cnn", "infer"), CPU, CPU_FACTS)
     outputs = infer.step()
     assert outputs.shape == (BATCH, RESNET_BOTTLENECK.classes)
     # On running averages a sample's output does not depend on the rest of its batch.
@@ -311,18 +312,19 @@ def test_resnet_trains_batch_norm_statistics_and_infers_on_running_averages():
 
 def test_bf16_computes_in_bf16_and_keeps_float32_parameters():
     session = adapter.build_session(workloads.get("transformer").architecture("tiny"),
-                                    case("transformer", precision="bf16"), CPU)
+                                    case("transformer", precision="bf16"), CPU, CPU_FACTS)
     losses = run_steps(session)
     assert losses[-1] < losses[0]
     assert {leaf.dtype for leaf in jax.tree.leaves(session._state.params)} == {jnp.dtype(jnp.float32)}
     infer = adapter.build_session(workloads.get("cnn").architecture("tiny"), case("cnn", "infer", precision="bf16"),
-                                  CPU)
+                                  CPU, CPU_FACTS)
     assert infer.step().dtype == jnp.bfloat16
 
 
 def test_fp16_training_scales_the_loss_and_still_learns():
     # Built directly (the precision rule refuses fp16 on CPUs without fp16 instructions).
-    session = adapter.build_session(workloads.get("cnn").architecture("tiny"), case("cnn", precision="fp16"), CPU)
+    session = adapter.build_session(workloads.get("cnn").architecture("tiny"), case("cnn", precision="fp16"), CPU,
+                                    CPU_FACTS)
     losses = run_steps(session, 10)
     scale = session._state.loss_scale
     assert losses[-1] < losses[0] and all(math.isfinite(loss) for loss in losses)
@@ -395,3 +397,54 @@ def test_a_training_sync_waits_for_the_new_state_as_well_as_the_loss(monkeypatch
     outputs = infer.step()
     infer.sync(outputs)
     assert waited[-1] is outputs  # inference waits on its outputs alone: there is no new state
+
+
+# ---------------------------------------------------------------- fast paths
+
+H100 = DeviceFacts("gpu", gpu_vendor="cuda", compute_capability="9.0")
+
+
+def test_attention_is_xla_on_a_cpu_and_on_gpus_unless_cudnn_can_take_the_case():
+    accepted = lambda: None  # noqa: E731
+    assert fast_paths.attention_implementation(CPU_FACTS, "bf16", accepted) == (
+        "xla", "cuDNN attention needs an NVIDIA GPU; this device is cpu")
+    assert fast_paths.attention_implementation(DeviceFacts("gpu", gpu_vendor="rocm"), "bf16", accepted) == (
+        "xla", "cuDNN attention needs an NVIDIA GPU; this device is rocm")
+    assert fast_paths.attention_implementation(H100, "fp32", accepted) == (
+        "xla", "cuDNN's fused attention computes in bf16 or fp16 only; this case is fp32")
+    assert fast_paths.attention_implementation(H100, "bf16", accepted) == ("cudnn", None)
+    assert fast_paths.attention_implementation(H100, "fp16", lambda: "RuntimeError: cuDNN too old") == (
+        "xla", "JAX refused cuDNN attention: RuntimeError: cuDNN too old")
+
+
+def test_jax_refuses_cudnn_attention_on_this_cpu_with_its_own_reason():
+    reason = fast_paths.cudnn_attention_refusal(2, 32, 4, 16, jnp.bfloat16)
+    assert reason is not None and reason.split(":")[0] in {"RuntimeError", "ValueError", "NotImplementedError"}
+
+
+def test_the_chosen_attention_reaches_the_model_and_the_record(monkeypatch):
+    transformer = workloads.get("transformer").architecture("tiny")
+    session = adapter.build_session(transformer, case("transformer"), CPU, CPU_FACTS)
+    assert session.model.attention == "xla"
+    assert session.info["fast_paths"] == {
+        "attention": {"implementation": "jax.nn.dot_product_attention (xla)", "rule": fast_paths.ATTENTION_RULE,
+                      "reason": "cuDNN attention needs an NVIDIA GPU; this device is cpu"},
+        "optimizer": {"implementation": "optax.adam fused by XLA in the jitted step",
+                      "rule": fast_paths.OPTIMIZER_RULE}}
+    asked = []
+    monkeypatch.setattr(fast_paths, "cudnn_attention_refusal", lambda *shape: asked.append(shape))
+    model, _, paths = adapter.model_and_optimizer(transformer, case("transformer", "infer", precision="bf16"), H100)
+    assert model.attention == "cudnn" and paths["attention"]["implementation"].endswith("(cudnn)")
+    assert asked == [(BATCH, transformer.seq_len, transformer.heads, transformer.d_model // transformer.heads,
+                      jnp.bfloat16)]
+
+
+def test_every_model_records_its_fast_paths():
+    rnn = adapter.build_session(workloads.get("rnn").architecture("tiny"), case("rnn", compile="op-by-op"), CPU,
+                                CPU_FACTS)
+    assert rnn.info["fast_paths"] == {
+        "recurrent": {"implementation": "lax.scan LSTM", "rule": fast_paths.RECURRENT_RULE},
+        "optimizer": {"implementation": "optax.adam dispatched op by op", "rule": fast_paths.OPTIMIZER_RULE}}
+    cnn = adapter.build_session(workloads.get("cnn").architecture("tiny"), case("cnn", "infer"), CPU, CPU_FACTS)
+    assert cnn.info["fast_paths"] == {
+        "memory_format": {"implementation": "NHWC (XLA layouts)", "rule": fast_paths.MEMORY_FORMAT_RULE}}

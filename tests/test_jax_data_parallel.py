@@ -108,6 +108,7 @@ import json, sys
 import jax, numpy as np
 from backends.base import CaseSkipped
 from backends.jax import adapter
+from backends.jax.devices import DeviceFacts
 from harness import worker
 from harness.spec import CaseSpec
 from harness.timing import TimingConfig
@@ -124,6 +125,7 @@ def max_diff(left, right):
     return max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
                for a, b in zip(jax.tree.leaves(left), jax.tree.leaves(right), strict=True))
 
+CPU_FACTS = DeviceFacts(platform="cpu")
 out = {"devices": [str(device) for device in jax.devices()]}
 backend = adapter.backend()
 
@@ -131,7 +133,8 @@ backend = adapter.backend()
 train = backend.build(case("cnn", "train"))
 inputs, targets = np.asarray(train._inputs), np.asarray(train._targets)
 initial = jax.tree.map(np.asarray, train._state.params)
-model, optimizer = adapter.model_and_optimizer(workloads.get("cnn").architecture("tiny"), case("cnn", "train"))
+CNN, TRANSFORMER = workloads.get("cnn").architecture("tiny"), workloads.get("transformer").architecture("tiny")
+model, optimizer, _ = adapter.model_and_optimizer(CNN, case("cnn", "train"), CPU_FACTS)
 cpu0 = jax.devices("cpu")[0]
 x, y = jax.device_put((inputs, targets), cpu0)
 reference = adapter.initial_state(model, x, "fp32", optimizer)
@@ -172,7 +175,7 @@ out["eager_losses"] = [float(eager.step()) for _ in range(2)]
 infer = backend.build(case("transformer", "infer"))
 outputs = infer.step()
 infer.sync(outputs)
-model, _ = adapter.model_and_optimizer(workloads.get("transformer").architecture("tiny"), case("transformer", "infer"))
+model, _, _ = adapter.model_and_optimizer(TRANSFORMER, case("transformer", "infer"), CPU_FACTS)
 tokens = jax.device_put(np.asarray(infer._inputs), cpu0)
 variables = {"params": adapter.initial_state(model, tokens, "fp32", None).params}
 expected = jax.jit(adapter.make_forward(model))(variables, tokens)

@@ -114,11 +114,14 @@ def test_a_tf32_case_on_this_cpu_is_skipped_with_the_reason(backend, tmp_path):
     assert (case["status"], case["error"]) == ("skipped", NOT_HERE)
 
 
-def test_every_case_records_its_numerics(tmp_path):
+def test_every_case_records_its_numerics_and_fast_paths(tmp_path):
     out = tmp_path / "run.json"
     done = tribench("run", "--backend", "torch,tensorflow,jax", "--workload", "cnn", "--mode", "infer",
                     "--processes", "1", "--min-time", "0.05", "--max-time", "0.2", "--sustained-time", "0.05",
                     "--no-energy", "--output", str(out))
     assert done.returncode == 0, done.stderr
     for case in load_run(out)["cases"]:
-        assert case["repeats"][0]["build"]["numerics"] == host_numerics("cpu"), case["id"]
+        build = case["repeats"][0]["build"]
+        assert build["numerics"] == host_numerics("cpu"), case["id"]
+        assert list(build["fast_paths"]) == ["memory_format"], case["id"]  # a CNN, inference: no optimizer
+        assert build["fast_paths"]["memory_format"]["rule"], case["id"]

@@ -25,7 +25,7 @@ import tensorflow as tf  # noqa: E402
 from tensorflow.python.framework import ops as tf_ops  # noqa: E402
 
 from backends.base import CaseSkipped  # noqa: E402
-from backends.tensorflow import adapter, devices, models  # noqa: E402
+from backends.tensorflow import adapter, devices, fast_paths, models  # noqa: E402
 from harness.spec import CaseSpec  # noqa: E402
 from suites import workloads  # noqa: E402
 
@@ -419,3 +419,37 @@ def test_a_training_sync_on_an_accelerator_waits_for_the_variable_updates(kind, 
     session = adapter.TensorFlowSession(lambda: tf.constant(1.5), None, kind, mode, {})
     session.sync(session.step())
     assert len(calls) == device_syncs
+
+
+# ---------------------------------------------------------------- fast paths
+
+
+def test_every_model_records_what_runs_it(backend):
+    transformer = backend.build(case("transformer"))
+    assert transformer.info["fast_paths"] == {
+        "attention": {"implementation": "keras.ops.dot_product_attention (tf.function graph)",
+                      "rule": fast_paths.ATTENTION_RULE},
+        "optimizer": {"implementation": "keras.optimizers.Adam (tf.function graph)", "rule": fast_paths.OPTIMIZER_RULE}}
+    cnn = backend.build(case("cnn", mode="infer", compile="compiled"))
+    assert cnn.info["fast_paths"] == {
+        "memory_format": {"implementation": "channels_last (NHWC)", "rule": fast_paths.MEMORY_FORMAT_RULE}}
+    rnn = backend.build(case("rnn", compile="op-by-op"))
+    assert rnn.info["fast_paths"]["recurrent"] == {"implementation": "Keras generic LSTM loop (eager)",
+                                                   "rule": fast_paths.RECURRENT_RULE}
+
+
+def test_keras_on_tensorflow_has_no_flash_attention_to_choose():
+    query = tf.zeros((1, 4, 2, 8))
+    with pytest.raises(ValueError, match="Flash attention is not supported in tensorflow backend"):
+        keras.ops.dot_product_attention(query, query, query, flash_attention=True)
+
+
+@pytest.mark.parametrize("device,xla,expected", [
+    ("gpu", False, "cuDNN LSTM"),
+    ("gpu", True, "Keras generic LSTM loop (XLA-compiled)"),
+    ("cpu", False, "Keras generic LSTM loop (tf.function graph)"),
+])
+def test_the_lstm_record_says_when_cudnn_runs_it(device, xla, expected):
+    paths = fast_paths.record(cnn=False, transformer=False, recurrent=True, train=False, device=device, graph=True,
+                              xla=xla)
+    assert paths == {"recurrent": {"implementation": expected, "rule": fast_paths.RECURRENT_RULE}}

@@ -21,11 +21,12 @@ from suites import workloads
 
 torch = pytest.importorskip("torch")
 
+import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from backends.torch import adapter, models  # noqa: E402
+from backends.torch import adapter, fast_paths, models  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CPU = torch.device("cpu")
@@ -149,11 +150,67 @@ def test_scaler_and_channels_last():
 
 def test_cpu_cnns_run_channels_last_and_say_so():
     cnn = adapter.backend().build(case("cnn"))
-    assert cnn.info == {"memory_format": "channels_last", "compile": "eager",
-                        "numerics": {"fp32_math": "ieee-fp32", "how": "nothing set: fp32 on cpu is IEEE fp32"}}
+    assert cnn.info == {
+        "compile": "eager",
+        "fast_paths": {
+            "memory_format": {"implementation": "channels_last", "rule": fast_paths.MEMORY_FORMAT_RULE},
+            "optimizer": {"implementation": "Adam (fused)", "rule": fast_paths.ADAM_RULE},
+        },
+        "numerics": {"fp32_math": "ieee-fp32", "how": "nothing set: fp32 on cpu is IEEE fp32"}}
     assert cnn._batch.inputs.is_contiguous(memory_format=torch.channels_last)
-    rnn = adapter.backend().build(case("rnn"))
-    assert rnn.info["memory_format"] == "contiguous"
+    assert cnn._optimizer.defaults["fused"] is True
+    rnn = adapter.backend().build(case("rnn", mode="infer"))
+    assert rnn.info["fast_paths"] == {"recurrent": {"implementation": "oneDNN LSTM", "rule": fast_paths.RECURRENT_RULE}}
+
+
+def test_a_transformer_records_the_attention_kernel_sdpa_picks_for_its_shapes():
+    session = adapter.backend().build(case("transformer", mode="infer"))
+    assert session.info["fast_paths"] == {"attention": {"implementation": "scaled_dot_product_attention (flash)",
+                                                        "rule": fast_paths.ATTENTION_RULE}}
+    compiled = adapter.fast_path_record(spec_of("transformer", "tiny"), case("transformer", compile="compiled"),
+                                        torch.device("cpu"))
+    assert compiled["attention"]["note"].startswith("the kernel eager dispatch picks")
+
+
+def test_the_picked_kernel_is_what_sdpa_itself_dispatches_to():
+    """Cross-check with the profiler: the aten op SDPA ran is the kernel the record names."""
+    query = torch.randn(2, 4, 32, 16)
+    picked = fast_paths.picked_attention_kernel(2, 4, 32, 16, torch.float32, torch.device("cpu"), train=False)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as trace:
+        F.scaled_dot_product_attention(query, query, query)
+    names = {event.key for event in trace.key_averages()}
+    assert picked == "flash"
+    assert "aten::_scaled_dot_product_flash_attention_for_cpu" in names
+
+
+def test_an_unknown_sdpa_answer_or_a_torch_without_the_question_is_said_so(monkeypatch):
+    monkeypatch.setattr(torch, "_fused_sdp_choice", lambda *args: 42)
+    assert fast_paths.picked_attention_kernel(1, 1, 4, 8, torch.float32, torch.device("cpu"), False) == \
+        "SDPBackend value 42"
+    monkeypatch.delattr(torch, "_fused_sdp_choice")
+    assert fast_paths.picked_attention_kernel(1, 1, 4, 8, torch.float32, torch.device("cpu"), False) == \
+        f"unavailable: torch {torch.__version__} has no torch._fused_sdp_choice to ask"
+
+
+def test_the_lstm_record_follows_torchs_dispatch_conditions(monkeypatch):
+    assert fast_paths.lstm_implementation("cpu", torch.float32, train=True) == "oneDNN LSTM"
+    assert fast_paths.lstm_implementation("cpu", torch.bfloat16, train=True) == "oneDNN LSTM"
+    assert fast_paths.lstm_implementation("cpu", torch.float16, train=False) == "oneDNN LSTM"
+    assert fast_paths.lstm_implementation("cpu", torch.float16, train=True) == "ATen LSTM cells"
+    assert fast_paths.lstm_implementation("mps", torch.float32, train=True) == "ATen LSTM on mps"
+    monkeypatch.setattr(torch.backends.cudnn, "is_available", lambda: True)
+    assert fast_paths.lstm_implementation("cuda", torch.float16, train=True) == "cuDNN LSTM"
+    monkeypatch.setattr(torch.backends.cudnn, "is_available", lambda: False)
+    assert fast_paths.lstm_implementation("cuda", torch.float32, train=True) == "ATen LSTM cells (no cuDNN)"
+    with torch.backends.mkldnn.flags(enabled=False):
+        assert fast_paths.lstm_implementation("cpu", torch.float32, train=True) == "ATen LSTM cells"
+
+
+def test_the_cpu_lstm_runs_on_onednn_as_recorded():
+    lstm = torch.nn.LSTM(8, 16, batch_first=True)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as trace:
+        lstm(torch.randn(2, 5, 8))
+    assert any("mkldnn_rnn" in event.key for event in trace.key_averages())
 
 
 def test_importing_the_package_does_not_import_torch():

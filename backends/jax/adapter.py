@@ -54,6 +54,7 @@ import jaxlib
 import optax
 
 from backends.base import Availability, CaseSkipped, MemoryReading
+from backends.jax import fast_paths
 from backends.jax.devices import (
     JAX_DEVICES,
     DeviceFacts,
@@ -74,6 +75,7 @@ from suites.workloads import (
     LSTMClassifierSpec,
     LSTMLanguageModelSpec,
     ResNetSpec,
+    TransformerSpec,
 )
 
 NAME = "jax"
@@ -424,19 +426,39 @@ def initial_state(model: nn.Module, inputs: jax.Array, precision: str,
     return TrainState(params, batch_stats, opt_state, loss_scale)
 
 
-def model_and_optimizer(spec: Architecture, case: CaseSpec) -> tuple[nn.Module, optax.GradientTransformation | None]:
-    """The Flax model in the case's compute dtype, and Adam to train (None for inference)."""
-    model = build_model(spec, COMPUTE_DTYPES[case.precision])
-    return model, (optax.adam(LEARNING_RATE) if case.mode == "train" else None)
+def attention_choice(spec: Architecture, case: CaseSpec, facts: DeviceFacts) -> tuple[str, str | None] | None:
+    """(implementation, why not cudnn) for a transformer's attention (``fast_paths``); None for other models."""
+    if not isinstance(spec, TransformerSpec):
+        return None
+    head_dim = spec.d_model // spec.heads
+    dtype = COMPUTE_DTYPES[case.precision]
+    return fast_paths.attention_implementation(
+        facts, case.precision,
+        lambda: fast_paths.cudnn_attention_refusal(case.batch_size, spec.seq_len, spec.heads, head_dim, dtype))
 
 
-def build_session(spec: Architecture, case: CaseSpec, device: jax.Device) -> JaxSession:
+def model_and_optimizer(spec: Architecture, case: CaseSpec, facts: DeviceFacts
+                        ) -> tuple[nn.Module, optax.GradientTransformation | None, dict[str, Any]]:
+    """The Flax model in the case's compute dtype, Adam to train (None for inference), and the record of
+    the fast paths they take (``build.fast_paths``)."""
+    attention = attention_choice(spec, case, facts)
+    model = build_model(spec, COMPUTE_DTYPES[case.precision], attention[0] if attention else "xla")
+    train = case.mode == "train"
+    paths = fast_paths.record(cnn=isinstance(spec, ConvNetSpec | ResNetSpec), attention=attention, train=train,
+                              jitted=case.compile in JIT_MODES,
+                              recurrent=isinstance(spec, LSTMClassifierSpec | LSTMLanguageModelSpec))
+    return model, (optax.adam(LEARNING_RATE) if train else None), paths
+
+
+def build_session(spec: Architecture, case: CaseSpec, device: jax.Device, facts: DeviceFacts) -> JaxSession:
     """Model, data and state for ``case`` on ``device``, with no support checks (build() does those)."""
-    model, optimizer = model_and_optimizer(spec, case)
+    model, optimizer, paths = model_and_optimizer(spec, case, facts)
     with jax.default_device(device):
         batch = synthetic_batch(spec, case.batch_size, device)
         state = jax.device_put(initial_state(model, batch[0], case.precision, optimizer), device)
-    return JaxSession(model, optimizer, state, batch, device, compiled=case.compile in JIT_MODES)
+    session = JaxSession(model, optimizer, state, batch, device, compiled=case.compile in JIT_MODES)
+    session.info = {"fast_paths": paths}
+    return session
 
 
 class JaxBackend:
@@ -468,8 +490,8 @@ class JaxBackend:
         if reason:
             raise CaseSkipped(reason)
         numeric = apply_numerics(case.precision, case.device)  # before the step is traced
-        session = build_session(spec, case, device)
-        session.info = {"numerics": numeric}
+        session = build_session(spec, case, device, facts)
+        session.info["numerics"] = numeric
         return session
 
 

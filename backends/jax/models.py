@@ -13,9 +13,9 @@ ResNet uses ``train`` (BatchNorm batch statistics vs running averages).
 Conventions (see the workloads module): conv stacks are NHWC; ResNet convs have
 no bias; the LSTM has ONE bias per gate (4*h*(i+h) + 4*h parameters) and its
 input projection is one matmul over all timesteps, only the recurrent matmul
-runs inside ``lax.scan``; attention is ``jax.nn.dot_product_attention`` with its
-default XLA implementation (its cuDNN flash kernel is opt-in, fp16/bf16 only and
-shape-restricted, so it is not selected; XLA fuses the softmax itself).
+runs inside ``lax.scan``; attention is ``jax.nn.dot_product_attention`` with the implementation the backend
+chose (``backends.jax.fast_paths``: cuDNN's flash kernel on NVIDIA GPUs in bf16/fp16
+where JAX accepts it, else XLA, which fuses the softmax itself).
 """
 
 from __future__ import annotations
@@ -221,6 +221,7 @@ class SelfAttention(nn.Module):
 
     heads: int
     dtype: Dtype = jnp.float32
+    implementation: str = "xla"   # jax.nn.dot_product_attention's: "xla" or "cudnn" (backends.jax.fast_paths)
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -228,7 +229,7 @@ class SelfAttention(nn.Module):
         project = partial(nn.DenseGeneral, (self.heads, width // self.heads), dtype=self.dtype,
                           param_dtype=PARAM_DTYPE)
         q, k, v = project(name="query")(x), project(name="key")(x), project(name="value")(x)
-        attended = jax.nn.dot_product_attention(q, k, v)
+        attended = jax.nn.dot_product_attention(q, k, v, implementation=self.implementation)
         return nn.DenseGeneral(width, axis=(-2, -1), dtype=self.dtype, param_dtype=PARAM_DTYPE,
                                name="out")(attended)
 
@@ -238,12 +239,13 @@ class EncoderBlock(nn.Module):
 
     spec: TransformerSpec
     dtype: Dtype = jnp.float32
+    attention: str = "xla"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         norm = partial(nn.LayerNorm, epsilon=NORM_EPSILON, dtype=self.dtype, param_dtype=PARAM_DTYPE)
         dense = partial(nn.Dense, dtype=self.dtype, param_dtype=PARAM_DTYPE)
-        x = x + SelfAttention(self.spec.heads, self.dtype)(norm()(x))
+        x = x + SelfAttention(self.spec.heads, self.dtype, self.attention)(norm()(x))
         hidden = nn.gelu(dense(self.spec.d_ff)(norm()(x)), approximate=False)
         return x + dense(self.spec.d_model)(hidden)
 
@@ -253,6 +255,7 @@ class Transformer(nn.Module):
 
     spec: TransformerSpec
     dtype: Dtype = jnp.float32
+    attention: str = "xla"        # jax.nn.dot_product_attention's implementation (backends.jax.fast_paths)
 
     @nn.compact
     def __call__(self, tokens: jax.Array, train: bool = False) -> jax.Array:
@@ -260,7 +263,7 @@ class Transformer(nn.Module):
         x = nn.Embed(spec.vocab, spec.d_model, dtype=self.dtype, param_dtype=PARAM_DTYPE)(tokens)
         x = x + jnp.asarray(sinusoidal_positions(tokens.shape[1], spec.d_model), self.dtype)
         for _ in range(spec.layers):
-            x = EncoderBlock(spec, self.dtype)(x)
+            x = EncoderBlock(spec, self.dtype, self.attention)(x)
         x = nn.LayerNorm(epsilon=NORM_EPSILON, dtype=self.dtype, param_dtype=PARAM_DTYPE)(x)
         return nn.Dense(spec.vocab, dtype=self.dtype, param_dtype=PARAM_DTYPE)(x)
 
@@ -276,12 +279,13 @@ _MODELS: dict[type, type[nn.Module]] = {
 }
 
 
-def build_model(spec: Architecture, dtype: Dtype = jnp.float32) -> nn.Module:
-    """The Flax module for ``spec`` computing in ``dtype`` (parameters stay float32)."""
-    try:
-        return _MODELS[type(spec)](spec, dtype)
-    except KeyError:
-        raise TypeError(f"no JAX model for architecture {spec!r}") from None
+def build_model(spec: Architecture, dtype: Dtype = jnp.float32, attention: str = "xla") -> nn.Module:
+    """The Flax module for ``spec`` computing in ``dtype`` (parameters stay float32); a transformer's
+    attention runs ``jax.nn.dot_product_attention`` with ``attention`` as its implementation."""
+    model = _MODELS.get(type(spec))
+    if model is None:
+        raise TypeError(f"no JAX model for architecture {spec!r}")
+    return model(spec, dtype, attention) if model is Transformer else model(spec, dtype)
 
 
 def input_shape(spec: Architecture, batch_size: int) -> tuple[int, ...]:

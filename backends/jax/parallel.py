@@ -184,8 +184,10 @@ def build(spec: Architecture, case: CaseSpec) -> DataParallelSession:
         raise CaseSkipped(reason)
     local, devices = mesh_devices(case.device, case.devices)
     mesh = Mesh(np.array(devices), (DATA_AXIS,))
-    model, optimizer = adapter.model_and_optimizer(spec, case)
+    model, optimizer, paths = adapter.model_and_optimizer(spec, case, facts)
     batch = sharded_batch(spec, case.batch_size, local, NamedSharding(mesh, PartitionSpec(DATA_AXIS)))
     state = replicated_state(model, batch[0], case.precision, optimizer, NamedSharding(mesh, PartitionSpec()))
-    return DataParallelSession(model, optimizer, state, batch, mesh, local,
-                               compiled=case.compile in adapter.JIT_MODES)
+    session = DataParallelSession(model, optimizer, state, batch, mesh, local,
+                                  compiled=case.compile in adapter.JIT_MODES)
+    session.info = {"fast_paths": paths}
+    return session

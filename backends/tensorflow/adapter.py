@@ -46,7 +46,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from backends.base import Availability, CaseSkipped, MemoryReading  # noqa: E402
-from backends.tensorflow import devices  # noqa: E402
+from backends.tensorflow import devices, fast_paths  # noqa: E402
 from backends.tensorflow.models import build_model, input_signature  # noqa: E402
 from harness import cpuinfo, numerics  # noqa: E402
 from harness.probes.memory import AFTER_COMPILE  # noqa: E402
@@ -56,7 +56,10 @@ from suites.workloads import (  # noqa: E402
     LEARNING_RATE,
     SEED,
     Architecture,
+    ConvNetSpec,
+    LSTMClassifierSpec,
     LSTMLanguageModelSpec,
+    ResNetSpec,
     TransformerSpec,
 )
 
@@ -269,6 +272,14 @@ def infer_step_fn(model: keras.Model, inputs) -> Callable[[], tf.Tensor]:
     return lambda: model(inputs, training=False)
 
 
+def fast_path_record(spec: Architecture, case: CaseSpec, *, graph: bool, xla: bool) -> dict[str, dict[str, Any]]:
+    """``build.fast_paths`` for ``case`` (``backends.tensorflow.fast_paths``)."""
+    return fast_paths.record(
+        cnn=isinstance(spec, ConvNetSpec | ResNetSpec), transformer=isinstance(spec, TransformerSpec),
+        recurrent=isinstance(spec, LSTMClassifierSpec | LSTMLanguageModelSpec), train=case.mode == "train",
+        device=case.device, graph=graph, xla=xla)
+
+
 def _placed(device: str, step: Callable) -> Callable:
     """Pin every op of the traced step to ``device`` (else a GPU would take a CPU case's ops)."""
 
@@ -412,6 +423,7 @@ class TensorFlowBackend:
             "tf_device": "TPUStrategy" if strategy else device, "replicas": replicas, "tf_function": graph,
             "dtype_policy": devices.DTYPE_POLICIES[case.precision], "jit_compile": xla,
             "gpu_memory_growth": memory_growth, "numerics": numeric,
+            "fast_paths": fast_path_record(spec, case, graph=graph or strategy is not None, xla=xla),
         }
         return TensorFlowSession(function, model, case.device, case.mode, info)
 

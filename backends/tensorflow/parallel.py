@@ -260,5 +260,6 @@ def build(case: CaseSpec, spec: Architecture, memory_growth: dict[str, Any]) -> 
         "per_replica_batch": case.batch_size, "global_batch": replicas * case.batch_size,
         "cross_device_ops": cross_device_ops(strategy),
         "dtype_policy": policy, "jit_compile": xla, "gpu_memory_growth": memory_growth,
+        "fast_paths": adapter.fast_path_record(spec, case, graph=True, xla=xla),
     }
     return DataParallelSession(function, model, case.device, case.mode, info, strategy, optimizer)

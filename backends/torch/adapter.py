@@ -8,12 +8,11 @@ Decisions a reader of the results should know:
 * ``native`` and ``op-by-op`` are both eager PyTorch (PyTorch's production path dispatches op by op).
   ``compiled`` is ``torch.compile(model)`` (default mode, inductor); the loss, backward and
   optimizer step around it stay eager. The first step, which compiles, is timed apart by the harness.
-* Adam is ``fused=True`` (one kernel for all parameters on cpu, cuda and mps). It also keeps the
-  fp16 GradScaler free of host syncs: a fused optimizer takes the scale and the inf-check on
-  the device instead of reading them back.
-* CNNs run channels-last on CUDA and on the CPU (PyTorch's fast path on both, measured:
-  ``devices.uses_channels_last``); on CUDA ``cudnn.benchmark`` is on (shapes are fixed; the
-  autotuning lands in the first, separately timed, step). TF32 settings are torch's defaults
+* Each framework fast path (memory format, Adam's implementation, the attention kernel, the LSTM's)
+  is chosen by a stated rule and recorded per case in ``build.fast_paths``: ``backends.torch.fast_paths``.
+  A fused Adam also keeps the fp16 GradScaler free of host syncs: it takes the scale and the
+  inf-check on the device instead of reading them back. On CUDA ``cudnn.benchmark`` is on (shapes
+  are fixed; the autotuning lands in the first, separately timed, step). TF32 settings are torch's defaults
   (``torch.get_float32_matmul_precision()`` and ``cudnn.allow_tf32`` are recorded in availability).
 * ``sync``: ``torch.cuda.synchronize`` / ``torch.mps.synchronize``; on the CPU every torch op has
   finished when it returns, so there is nothing to wait for.
@@ -34,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from backends.base import Availability, CaseSkipped, MemoryReading
-from backends.torch import devices, distributed, models
+from backends.torch import devices, distributed, fast_paths, models
 from harness import cpuinfo, numerics
 from harness.probes.memory import AFTER_COMPILE
 from harness.readings import Reading
@@ -202,9 +201,8 @@ class TorchSession:
         self._autocast = torch.autocast(
             device.type, dtype=AUTOCAST_DTYPES.get(case.precision), enabled=case.precision in AUTOCAST_DTYPES
         )
-        self._optimizer = (
-            torch.optim.Adam(model.parameters(), lr=workloads.LEARNING_RATE, fused=True) if self._train else None
-        )
+        adam = fast_paths.adam_options()
+        self._optimizer = torch.optim.Adam(model.parameters(), workloads.LEARNING_RATE, **adam) if self._train else None
         scaled = devices.uses_grad_scaler(case.precision, case.mode)
         self._scaler = torch.amp.GradScaler(device.type) if scaled else None
 
@@ -294,11 +292,28 @@ def create_session(case: CaseSpec, device: torch.device) -> TorchSession:
     wrapped = parallel or model
     runner = torch.compile(wrapped) if case.compile == "compiled" else wrapped
     session = TorchSession(model, runner, batch, case, device)
-    session.info = {"memory_format": "channels_last" if devices.uses_channels_last(device.type, models.is_cnn(spec))
-                    else "contiguous", "compile": "torch.compile" if case.compile == "compiled" else "eager"}
+    session.info = {"compile": "torch.compile" if case.compile == "compiled" else "eager",
+                    "fast_paths": fast_path_record(spec, case, device)}
     if ranks:  # the worker times the steps inside this (barrier; DDP join when training)
         session.distributed_scope = functools.partial(distributed.scope, parallel)
     return session
+
+
+def fast_path_record(spec: Architecture, case: CaseSpec, device: torch.device) -> dict[str, dict[str, Any]]:
+    """``build.fast_paths`` for ``case`` (``backends.torch.fast_paths``)."""
+    dtype = AUTOCAST_DTYPES.get(case.precision, torch.float32)
+    train = case.mode == "train"
+    kernel = None
+    if isinstance(spec, TransformerSpec):
+        kernel = fast_paths.picked_attention_kernel(case.batch_size, spec.heads, spec.seq_len,
+                                                    spec.d_model // spec.heads, dtype, device, train)
+    recurrent = isinstance(spec, LSTMClassifierSpec | LSTMLanguageModelSpec)
+    paths = fast_paths.record(cnn=models.is_cnn(spec), train=train, attention_kernel=kernel,
+                              lstm=fast_paths.lstm_implementation(device.type, dtype, train) if recurrent else None,
+                              device_type=device.type)
+    if case.compile == "compiled" and "attention" in paths:
+        paths["attention"]["note"] = "the kernel eager dispatch picks; under torch.compile Inductor lowers the call"
+    return paths
 
 
 # ---------------------------------------------------------------- backend

@@ -115,7 +115,8 @@ CHANNELS_LAST_DEVICES = ("cuda", "cpu")
 
 def uses_channels_last(device_type: str, is_cnn: bool) -> bool:
     """CNNs run NHWC where it is PyTorch's fast path: on CUDA (cuDNN's tensor-core convolutions are native in
-    channels-last) and on the CPU (oneDNN's convolutions are; measured with benchmarks/torch_memory_format.py:
-    channels-last / NCHW step time 0.65 training and 0.32 inference at cnn-tiny, 0.93 and 0.86 at cnn-small).
+    channels-last) and on the CPU (oneDNN's convolutions are; measured with ``benchmarks/torch_fast_paths.py
+    --choice memory-format``: channels-last / NCHW step time 0.65 training and 0.32 inference at cnn-tiny, 0.93
+    and 0.86 at cnn-small).
     MPS keeps NCHW: not measured there."""
     return is_cnn and device_type in CHANNELS_LAST_DEVICES
