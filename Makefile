@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check harness backends suites reports tests benchmarks
+	$(VENV)/bin/ruff check tribench harness backends suites reports tests benchmarks
 
 clean:
 	rm -rf $(VENV) .pytest_cache .benchmarks

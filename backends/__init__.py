@@ -18,7 +18,7 @@ import importlib.util
 import os
 from dataclasses import dataclass
 
-from harness.errors import InvalidChoice, InvalidValue
+from tribench.core.errors import InvalidChoice, InvalidValue
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class BackendEntry:
     # A framework-free module whose ``worker_env(spec, base) -> dict`` adds variables to the worker's
     # environment before the framework is imported there (e.g. JAX's forced host device count).
     worker_env: str | None = None
-    # What each compile mode (harness.spec.COMPILE_MODES) runs in this framework, in a few words: recorded in
+    # What each compile mode (core.spec.COMPILE_MODES) runs in this framework, in a few words: recorded in
     # every case (``execution``), shown under tables and by ``tribench list backends``.
     compile_modes: tuple[tuple[str, str], ...] = ()
     # The top-level packages of the framework: a worker of any other built-in backend blocks them
@@ -42,20 +42,20 @@ class BackendEntry:
 
 
 _BUILTIN = (
-    BackendEntry("torch", "backends.torch.adapter", ("torch",), "pip install -e '.[torch]'",
+    BackendEntry("torch", "tribench.backends.torch.adapter", ("torch",), "pip install -e '.[torch]'",
                  packages=("torch", "torchvision", "torchaudio"), compile_modes=(
         ("native", "eager PyTorch"), ("compiled", "torch.compile (TorchInductor)"),
         ("op-by-op", "eager PyTorch (the same as native)"))),
     BackendEntry(
-        "tensorflow", "backends.tensorflow.adapter", ("tensorflow", "keras"),
+        "tensorflow", "tribench.backends.tensorflow.backend", ("tensorflow", "keras"),
         "pip install -e '.[tensorflow]'", launch="single-process",
         packages=("tensorflow", "keras", "tf_keras"), compile_modes=(
             ("native", "tf.function graph (no XLA; on a TPU, XLA as every function)"),
             ("compiled", "tf.function(jit_compile=True) (XLA)"),
             ("op-by-op", "eager TensorFlow, no tf.function")),
     ),
-    BackendEntry("jax", "backends.jax.adapter", ("jax", "flax", "optax"), "pip install -e '.[jax]'",
-                 launch="single-process", worker_env="backends.jax.launch",
+    BackendEntry("jax", "tribench.backends.jax.backend", ("jax", "flax", "optax"), "pip install -e '.[jax]'",
+                 launch="single-process", worker_env="tribench.backends.jax.launch",
                  packages=("jax", "jaxlib", "flax", "optax", "orbax"), compile_modes=(
                      ("native", "jax.jit (XLA)"), ("compiled", "jax.jit (XLA; the same program as native)"),
                      ("op-by-op", "no jax.jit: every op dispatched on its own"))),

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from harness.readings import Reading
-from harness.spec import CaseSpec
+from tribench.core.readings import Reading
+from tribench.core.spec import CaseSpec
 
 MemoryReading = tuple[Reading, ...]
 

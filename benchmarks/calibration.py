@@ -2,8 +2,8 @@
 
 For each scenario (between-process sigma 2% and 8%; 2, 3, 5 and 10 processes per
 side; thresholds 5% and 1%) it generates many pairs of run files with two-level
-noise (``reports.synthetic``) and judges each pair with the real
-``reports.compare.compare_sides``, then prints how often the verdicts and CIs
+noise (``reports.regression.synthetic``) and judges each pair with the real
+``reports.regression.compare.compare_sides``, then prints how often the verdicts and CIs
 are right: A/A false alarms, CI coverage, power against planted slowdowns, and
 the power at the minimum detectable change that compare itself reports.
 
@@ -32,10 +32,9 @@ if str(ROOT) not in sys.path:  # run as a script: import this checkout, never an
     sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-
-from reports.compare import CompareSettings, Comparison, MetricResult, compare_sides, side_from_run  # noqa: E402
-from reports.compare_metrics import Thresholds  # noqa: E402
-from reports.synthetic import (  # noqa: E402
+from tribench.reports.regression.compare import CompareSettings, Comparison, MetricResult, compare_sides, side_from_run  # noqa: E402
+from tribench.reports.regression.compare_metrics import Thresholds  # noqa: E402
+from tribench.reports.regression.synthetic import (  # noqa: E402
     TORCH_CASES,
     CaseTruth,
     NoiseModel,

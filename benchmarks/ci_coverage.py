@@ -26,9 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.process_stats import estimate  # noqa: E402
-from harness.results import load_run  # noqa: E402
-from harness.stats import median_ci  # noqa: E402
+from tribench.harness.process_stats import estimate  # noqa: E402
+from tribench.harness.results import load_run  # noqa: E402
+from tribench.harness.stats import median_ci  # noqa: E402
 
 
 def groups(processes: list[list[float]], size: int, strided: bool) -> list[list[list[float]]]:

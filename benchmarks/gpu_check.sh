@@ -26,11 +26,11 @@ step "nvidia-smi"
 nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit --format=csv | tee "$OUT/nvidia-smi.csv"
 
 step "tribench peak"
-timeout 120 "$PY" -m harness.cli peak --device gpu --json > "$OUT/peak.json" 2> "$OUT/peak.log" \
+timeout 120 "$PY" -m tribench peak --device gpu --json > "$OUT/peak.json" 2> "$OUT/peak.log" \
   || echo "peak: exit $? (see $OUT/peak.log)" >&2
 
 step "tribench run: tiny cases, every precision, native and compiled, energy on"
-timeout 330 "$PY" -m harness.cli run --device gpu --backend torch,tensorflow,jax --workload cnn,transformer \
+timeout 330 "$PY" -m tribench run --device gpu --backend torch,tensorflow,jax --workload cnn,transformer \
   --size tiny --mode train --precision fp32,tf32,bf16,fp16 --compile native,compiled --processes 1 \
   --min-time 0.3 --max-time 2 --sustained-time 0.3 --idle-baseline 1 --timeout 120 \
   --output "$OUT/run.json" > "$OUT/run.txt" 2> "$OUT/run.log" \

@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.results import load_run  # noqa: E402
-from reports import units  # noqa: E402
-from reports.frame import device_memory  # noqa: E402
+from tribench.harness.results import load_run  # noqa: E402
+from tribench.reports import units  # noqa: E402
+from tribench.reports.frame import device_memory  # noqa: E402
 
 
 def _measured(metric: dict | None, text) -> str:

@@ -33,8 +33,8 @@ TARGET = 0.03
 BARE_LOOP = r"""
 import sys, time, torch, torch.nn.functional as F
 sys.path.insert(0, {root!r})
-from backends.torch import models
-from suites import workloads
+from tribench.backends.torch import models
+from tribench.suites import workloads
 spec = workloads.get("cnn").architecture("tiny")
 torch.manual_seed(workloads.SEED)
 model = models.build_model(spec).train()
@@ -65,7 +65,7 @@ def tribench_throughput(seconds: float, batch: int, folder: Path, index: int) ->
     """(batch / median step time as reported, steps x batch / summed step time) of one tribench run."""
     output = folder / f"run-{index}.json"
     subprocess.run(
-        [sys.executable, "-m", "harness.cli", "run", "--backend", "torch", "--workload", "cnn", "--size", "tiny",
+        [sys.executable, "-m", "tribench", "run", "--backend", "torch", "--workload", "cnn", "--size", "tiny",
          "--mode", "train", "--batch", str(batch), "--device", "cpu", "--min-time", str(seconds),
          "--max-time", str(seconds), "--output", str(output)],
         cwd=ROOT, check=True, capture_output=True, text=True,

@@ -17,14 +17,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.process_stats import process_test  # noqa: E402
+from tribench.harness.process_stats import process_test  # noqa: E402
 
 Collected = dict[str, dict[str, list[float]]]
 
 
 def run_side(side: str, args: list[str], processes: int, output: Path) -> None:
     """One whole ``tribench run`` with the side's flag; exits with its stderr if it fails."""
-    command = [sys.executable, "-m", "harness.cli", "run", side, "--processes", str(processes),
+    command = [sys.executable, "-m", "tribench", "run", side, "--processes", str(processes),
                "--output", str(output), *args]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
@@ -83,7 +83,7 @@ def main_for(doc: str, sides: tuple[str, str], default_processes: int, collect: 
 
 def ok_processes(paths: list[Path]):
     """(case id, process result) for every successful process in the run files ``paths``."""
-    from harness.results import load_run
+    from tribench.harness.results import load_run
 
     for path in paths:
         for case in load_run(path)["cases"]:

@@ -30,15 +30,15 @@ SITECUSTOMIZE = '''
 import json, os, sys
 
 def _plant():
-    import harness.timing as timing
+    import tribench.harness.timing as timing
 
     wanted, factor = os.environ["TRIBENCH_PLANT_CASE"], 1.0 + float(os.environ["TRIBENCH_PLANT_SLOWDOWN"])
     original = timing._timed_step
     state = {}
 
     def planted(session, clock):
-        if "on" not in state:  # the worker's request names its case: python -m harness.worker IN OUT
-            from harness.spec import CaseSpec
+        if "on" not in state:  # the worker's request names its case: python -m tribench.harness.worker IN OUT
+            from tribench.core.spec import CaseSpec
             with open(sys.argv[1]) as handle:
                 state["on"] = CaseSpec.from_dict(json.load(handle)["spec"]).point_id == wanted
         if not state["on"]:
@@ -88,14 +88,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="tribench-plant-") as folder:
         head = head_interpreter(Path(folder))
         started = time.perf_counter()
-        run = [sys.executable, "-m", "harness.cli", "run", "--backend", "torch", "--workload", args.workload,
+        run = [sys.executable, "-m", "tribench", "run", "--backend", "torch", "--workload", args.workload,
                "--size", "tiny", "--mode", "infer", "--sequential", "--threshold", args.threshold,
                "--processes", "3", "--max-processes", args.max_processes, "--min-time", "0.5", "--max-time", "1",
                "--no-energy", "--python", f"base={sys.executable}", "--python", f"head={head}",
                "--output", args.output]
         subprocess.run(run, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - started
-    compared = subprocess.run([sys.executable, "-m", "harness.cli", "compare", args.output, "--env", "base",
+    compared = subprocess.run([sys.executable, "-m", "tribench", "compare", args.output, "--env", "base",
                                "--env", "head", "--format", "json"], cwd=ROOT, capture_output=True, text=True)
     verdict = json.loads(compared.stdout)
     print(f"planted +{slowdown:.0%} on {args.case}; run {wall:.0f} s; compare exit {verdict['exit_code']}")

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def one_run(args: argparse.Namespace, profile: bool, output: Path) -> dict:
     """The step-time summary (median, noise, CI) of one tribench run of the case."""
-    command = [sys.executable, "-m", "harness.cli", "run", "--backend", args.backend, "--workload", args.workload,
+    command = [sys.executable, "-m", "tribench", "run", "--backend", args.backend, "--workload", args.workload,
                "--size", args.size, "--mode", args.mode, "--batch", str(args.batch), "--device", "cpu",
                "--min-time", str(args.seconds), "--max-time", str(args.seconds), "--no-energy",
                "--idle-baseline", "0", "--output", str(output)]

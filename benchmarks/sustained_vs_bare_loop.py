@@ -33,14 +33,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.spec import CaseSpec  # noqa: E402
+from tribench.core.spec import CaseSpec  # noqa: E402
 
 SUSTAINED_S = 0.3
 
 
 def timing_defaults():
     """The CLI's default timing (``tribench run``)."""
-    from harness.timing import TimingConfig
+    from tribench.harness.timing import TimingConfig
 
     return TimingConfig(min_time_s=0.5, max_time_s=10.0, min_warmup_time_s=0.2, target_ci=0.05,
                         sustained_time_s=SUSTAINED_S)
@@ -48,9 +48,9 @@ def timing_defaults():
 
 def tribench_figure(session, spec: CaseSpec) -> tuple[float, float]:
     """tribench's own measurement of the session: (sustained samples/s, the sustained phase's seconds)."""
-    from harness.probes.disturbance import DisturbanceWindow
-    from harness.probes.energy import EnergySettings
-    from harness.probes.timed_window import measure_in_window
+    from tribench.harness.probes.disturbance import DisturbanceWindow
+    from tribench.harness.probes.energy import EnergySettings
+    from tribench.harness.probes.timed_window import measure_in_window
 
     timing, _ = measure_in_window(session, timing_defaults(), [], EnergySettings(enabled=False), spec.device,
                                   spec.batch_size, inner=DisturbanceWindow())
@@ -71,14 +71,14 @@ def bare_figure(session, spec: CaseSpec, per_step_s: float, seconds: float) -> f
 
 def child(spec_json: str, pairs: int, seed: int) -> list[dict[str, float]]:
     """In a fresh process: pin and size threads as a worker does, build once, then the interleaved pairs."""
-    from harness import threads
-    from harness.import_guard import block_other_frameworks
-    from harness.worker import framework_threads
+    from tribench.harness import threads
+    from tribench.harness.import_guard import block_other_frameworks
+    from tribench.harness.worker import framework_threads
 
     spec = CaseSpec.from_dict(json.loads(spec_json))
     block_other_frameworks(spec.backend)
     record = threads.apply_in_worker(threads.policy_for_run(None))
-    import backends
+    from tribench import backends
 
     backend = backends.get(spec.backend)
     framework_threads(backend, record)

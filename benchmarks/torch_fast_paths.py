@@ -43,9 +43,9 @@ import contextlib, json, statistics, sys, time
 sys.path.insert(0, {root!r})
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
-from backends.torch import models
-from backends.torch.adapter import synthetic_batch
-from suites import workloads
+from tribench.backends.torch import models
+from tribench.backends.torch.adapter import synthetic_batch
+from tribench.suites import workloads
 workload, size, mode, batch_size, implementation, device, warmup, steps = {args!r}
 device = torch.device(device)
 spec = workloads.get(workload).architecture(size)

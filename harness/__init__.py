@@ -1,3 +1,4 @@
-"""tribench's engine: case specs, runner, worker, timing, stats, probes, results, CLI."""
+"""tribench's engine: planning, worker processes, timing, statistics, probes, run files.
 
-__version__ = "0.1.0"
+It imports the shared vocabulary (``tribench.core``), the workloads and the backend registry, never a
+report or the command line."""

@@ -15,8 +15,8 @@ import string
 from dataclasses import replace
 from pathlib import Path
 
-from harness.errors import InvalidValue
-from harness.spec import CaseSpec
+from tribench.core.errors import InvalidValue
+from tribench.core.spec import CaseSpec
 
 
 def _check_interpreter(path: str) -> str:

@@ -13,12 +13,15 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from harness.probes.energy_summary import case_energy, case_telemetry
-from harness.process_stats import estimate
-from harness.spec import CaseSpec
-from harness.stats import summarize
-from harness.sustained import throughput_metric
-from suites import workloads
+from tribench.harness.distributed_metrics import data_parallel_efficiency, global_metrics
+from tribench.harness.efficiency import case_efficiency
+from tribench.harness.probes.energy_summary import case_energy, case_telemetry
+from tribench.harness.process_stats import estimate
+from tribench.harness.stats import summarize
+from tribench.harness.sustained import throughput_metric
+from tribench.suites import workloads
+
+from tribench.core.spec import CaseSpec
 
 STATUS_ORDER = ("ok", "skipped", "timeout", "failed")  # a case is as bad as its worst repeat
 
@@ -163,8 +166,6 @@ def case_metrics(spec: CaseSpec, repeats: list[dict[str, Any]],
             "source": "throughput x sequence length",
         }
     if spec.total_devices > 1:  # data-parallel: global throughput over the ranks (harness.distributed)
-        from harness.distributed import global_metrics
-
         metrics.update(global_metrics(spec, ok))
         if tokens:
             metrics["token_throughput"] = {"value": metrics["throughput"]["value"] * tokens, "unit": "tokens/s",
@@ -174,8 +175,6 @@ def case_metrics(spec: CaseSpec, repeats: list[dict[str, Any]],
     if telemetry:
         metrics["telemetry"] = telemetry
     if spec.total_devices > 1:  # the ranks' FLOPs over the devices that did them (harness.distributed)
-        from harness.distributed import data_parallel_efficiency
-
         metrics.update(data_parallel_efficiency(spec, metrics["throughput"]["value"], metrics["ranks"], environment))
     else:
         metrics.update(efficiency_metrics(spec, loop_step_s, environment))  # MFU from the sustained figure
@@ -186,8 +185,7 @@ def case_metrics(spec: CaseSpec, repeats: list[dict[str, Any]],
 
 
 def efficiency_metrics(spec: CaseSpec, step_s: float, environment: dict[str, Any] | None) -> dict[str, Any]:
-    """achieved FLOP/s, MFU against the run's stored peaks and % of datasheet spec (reports.efficiency)."""
-    from reports.efficiency import case_efficiency  # lazy: reports imports harness.results, which imports us
+    """achieved FLOP/s, MFU against the run's stored peaks and % of datasheet spec (``harness.efficiency``)."""
 
     flops = workloads.get(spec.workload).flops_per_step(spec.size, spec.mode, spec.batch_size)
     return case_efficiency(spec.to_dict(), flops, step_s, environment)

@@ -2,7 +2,7 @@
 
 Finding devices and build details means importing the framework, and no
 process of ours imports two frameworks (nor does the CLI import any), so the
-question goes to ``python -m harness.availability NAME``, which prints the
+question goes to ``python -m tribench.harness.availability NAME``, which prints the
 backend's ``Availability`` as JSON. Whether the packages are installed at all
 is answered without any import, from the import system's finder.
 """
@@ -14,8 +14,10 @@ import subprocess
 import sys
 from functools import cache
 
-import backends
-from backends.base import Availability
+from tribench.backends.base import Availability
+from tribench.harness.subprocesses import module_command
+
+from tribench import backends
 
 QUERY_TIMEOUT_S = 180
 
@@ -42,7 +44,7 @@ def query(name: str, python: str = sys.executable) -> Availability:
         return _not_installed(name)
     try:
         done = subprocess.run(
-            [python, "-m", "harness.availability", name],
+            module_command(python, "tribench.harness.availability", name),
             capture_output=True, text=True, timeout=QUERY_TIMEOUT_S,
         )
     except subprocess.TimeoutExpired:
@@ -56,7 +58,7 @@ def query(name: str, python: str = sys.executable) -> Availability:
 
 def main(argv: list[str]) -> int:
     (name,) = argv
-    from harness.import_guard import block_other_frameworks
+    from tribench.harness.import_guard import block_other_frameworks
 
     block_other_frameworks(name)
     print(json.dumps(backends.get(name).availability().to_dict()))

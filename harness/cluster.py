@@ -23,7 +23,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
-from harness.errors import InvalidValue
+from tribench.core.errors import InvalidValue
 
 PORT_SPAN = 64
 DEFAULT_PORT = 29500

@@ -1,4 +1,7 @@
-"""Data-parallel cases (issue 8): how they are launched and how their ranks become one case.
+"""Data-parallel cases (issue 8): how they are launched, and how one repeat's ranks become one process result.
+
+Their figures (global throughput, per-rank summaries, efficiency, scaling) are computed from the
+results by ``harness.distributed_metrics``.
 
 Two launch styles, chosen by the backend's registry entry (``backends.BackendEntry.launch``):
 
@@ -12,7 +15,7 @@ its host (node rank), the process that timed it, its throughput (per-device batc
 and its step-time summary; the global throughput is the sum over replicas. On a multi-host run
 (``harness.cluster``) every host records only its own replicas; ``tribench merge`` joins them.
 
-Each rank of a process-per-device case is ``python -m harness.worker IN.json OUT-<rank>.json`` with
+Each rank of a process-per-device case is ``python -m tribench.harness.worker IN.json OUT-<rank>.json`` with
 the torchrun environment (MASTER_ADDR/MASTER_PORT/RANK/WORLD_SIZE/LOCAL_RANK/LOCAL_WORLD_SIZE). All ranks share ONE new
 process group (rank 0 leads it; a new session cannot be joined by a sibling), so a timeout, a crashed
 rank or Ctrl-C kills every rank and anything they started. The parent waits on every rank; one rank
@@ -36,14 +39,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.spec import CaseSpec
+from tribench.core.spec import CaseSpec
 
 if TYPE_CHECKING:
-    from harness.cluster import Cluster
+    from tribench.harness.cluster import Cluster
 
 ENERGY_REASON = ("energy of data-parallel cases is not measured: the probes read one device or the one CPU "
                  "package that every rank shares")
-SCALING_SOURCE = "global throughput / (devices x the same point's 1-device throughput in this run)"
 
 
 def unsupported_reason(backend: str) -> str:
@@ -77,7 +79,7 @@ def free_port() -> int:
 
 def launch_of(spec: CaseSpec) -> str:
     """``process-per-device`` or ``single-process``: how the backend of ``spec`` runs several devices."""
-    import backends
+    from tribench import backends
 
     return backends.entry(spec.backend).launch
 
@@ -119,7 +121,7 @@ def single_process_launch(spec: CaseSpec, options: Any, base_env: dict[str, str]
     The backend's ``worker_env`` (JAX's forced host device count) goes in before the framework
     loads; on a multi-host run the cluster variables too, and fixed step counts (``harness.timing``).
     """
-    import backends
+    from tribench import backends
 
     env = {**base_env, **backends.worker_env(spec, base_env)}
     options = replace(options, energy=replace(options.energy, enabled=False), profile=None)
@@ -163,9 +165,9 @@ def _start_ranks(command: list[str], outputs: list[Path], base_env: dict[str, st
 def _rank_failure(rank: int, process: subprocess.Popen, output: Path) -> str | None:
     """Why an exited rank failed: a non-zero exit, or a result that is not ok (its peers would wait forever)."""
     if process.returncode not in (None, 0):
-        from harness.runner import _describe_exit
+        from tribench.harness.subprocesses import describe_exit
 
-        return f"rank {rank} {_describe_exit(process.returncode)}"
+        return f"rank {rank} {describe_exit(process.returncode)}"
     if process.returncode == 0:
         result = json.loads(output.read_text()) if output.exists() else {"status": "missing", "error": "no result"}
         if result.get("status") not in ("ok", "skipped"):
@@ -208,7 +210,7 @@ def _wait_all(ranks: list[subprocess.Popen], outputs: list[Path],
 def run_distributed(spec: CaseSpec, options: Any) -> dict[str, Any]:
     """All ranks of ``spec`` (``runner.RunOptions``), each running the same counted steps (``lockstep``);
     always returns one process result."""
-    from harness.runner import tail, worker_environment
+    from tribench.harness.subprocesses import module_command, tail, worker_environment
 
     options = lockstep(options)
     with tempfile.TemporaryDirectory(prefix="tribench-dp-") as folder:
@@ -219,8 +221,8 @@ def run_distributed(spec: CaseSpec, options: Any) -> dict[str, Any]:
                                        "energy": energy, "profile": None,  # each rank takes its share of the CPUs
                                        "threads": options.threads.to_dict() if options.threads else None}))
         started = time.perf_counter()
-        ranks = _start_ranks([options.python_for(spec.env), "-m", "harness.worker", str(request)], outputs,
-                             worker_environment(), options)
+        command = module_command(options.python_for(spec.env), "tribench.harness.worker", str(request))
+        ranks = _start_ranks(command, outputs, worker_environment(), options)
         try:
             stderrs, stopped = _wait_all(ranks, outputs, options.timeout_s)
         except BaseException:  # Ctrl-C or SIGTERM while waiting: take every rank down with us
@@ -244,7 +246,7 @@ def run_distributed(spec: CaseSpec, options: Any) -> dict[str, Any]:
 
 def merge_ranks(results: list[dict[str, Any]]) -> dict[str, Any]:
     """One process result from the ranks' own: worst status; ``timing`` = the slowest rank's."""
-    from harness.aggregate import STATUS_ORDER
+    from tribench.harness.aggregate import STATUS_ORDER
 
     worst = max(results, key=lambda r: STATUS_ORDER.index(r["status"]))
     if worst["status"] != "ok":
@@ -257,120 +259,10 @@ def merge_ranks(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _energy_unavailable(device: str) -> dict[str, Any]:
     """The merged ``energy`` record: not measured, with the reason (every rank would count the shared package)."""
-    from harness.probes.energy import PRIMARY_READING, EnergyReading, per_sample
+    from tribench.harness.probes.energy import PRIMARY_READING, EnergyReading, per_sample
 
     name = PRIMARY_READING.get(device, device)
     reading = EnergyReading.unavailable(name, "none", "device" if device != "cpu" else "package",
                                         ENERGY_REASON, "not measured for data-parallel")
     return {"enabled": False, "device": device, "primary": name, "window": None,
             "per_sample": per_sample(reading, 0, 1), "readings": [reading.to_dict()], "telemetry": []}
-
-
-def rank_processes(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """The processes that timed a data-parallel repeat: its ranks (one per device, or one per host after a
-    merge), or the result itself when one process drove every device."""
-    return result.get("ranks") or [result]
-
-
-def replicas(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every replica (device) of one repeat, in rank order: its device, node rank, process and samples."""
-    return [{"device": device, "node_rank": process.get("node_rank", 0), "process": index,
-             "devices_in_process": len(process.get("replica_devices") or [None]),
-             "samples_s": process["timing"]["samples_s"]}
-            for index, process in enumerate(rank_processes(result))
-            for device in process.get("replica_devices") or [None]]
-
-
-def _replica_source(shared: int) -> str:
-    if shared > 1:
-        return (f"per-device batch_size / median step time of the process driving this device with "
-                f"{shared - 1} other(s) in one synchronous SPMD step (their step time is the same)")
-    return "per-device batch_size / rank median step time"
-
-
-def global_metrics(spec: CaseSpec, ok: list[dict[str, Any]]) -> dict[str, Any]:
-    """Global throughput (sum over replicas of per-device batch / median step), per-rank summaries and
-    the slowest rank; each replica's samples pooled over the case's ok repeats.
-
-    A host's own run file of a multi-host case holds only that host's replicas: its figures say so
-    (``complete`` false) until ``tribench merge`` has joined every host's.
-    """
-    from harness.stats import summarize
-
-    layout = replicas(ok[0])
-    pooled = [[s for r in ok for s in replicas(r)[index]["samples_s"]] for index in range(len(layout))]
-    summaries = [summarize(samples) for samples in pooled]
-    rates = [spec.batch_size / summary["median"] for summary in summaries]
-    slowest = max(range(len(layout)), key=lambda rank: summaries[rank]["median"])
-    complete = len(layout) == spec.total_devices
-    partial = "" if complete else (f"; this host's {len(layout)} of {spec.total_devices} ranks only: merge every "
-                                   "host's run file (tribench merge) for the global figure")
-    return {
-        "throughput": {"value": sum(rates), "unit": "samples/s",
-                       "source": f"sum over ranks of per-device batch_size / rank median step time{partial}"},
-        "ranks": [{"rank": rank, "device": layout[rank]["device"], "node_rank": layout[rank]["node_rank"],
-                   "process": layout[rank]["process"],
-                   "throughput": {"value": rates[rank], "unit": "samples/s",
-                                  "source": _replica_source(layout[rank]["devices_in_process"])},
-                   "step_time": {"unit": "s", **summaries[rank]}} for rank in range(len(layout))],
-        "slowest_rank": {"value": slowest, "unit": "rank", "source": "largest median step time (first of ties)"},
-        "devices": {"value": spec.total_devices, "unit": "devices", "nodes": spec.nodes,
-                    "per_node": spec.devices, "launch": _launch(ok[0]),
-                    "source": "--devices per node x --nodes"},
-        "batch_size": {"per_device": spec.batch_size, "global": spec.batch_size * spec.total_devices,
-                       "unit": "samples", "source": "per-device batch x devices"},
-        "complete": {"value": complete, "source": f"{len(layout)} of {spec.total_devices} ranks in this file"},
-    }
-
-
-def _launch(result: dict[str, Any]) -> str:
-    """As recorded at launch; results written before it was recorded: torch ranks, or one JAX/TF process."""
-    return result.get("launch") or ("process-per-device" if result.get("ranks") else "single-process")
-
-
-def data_parallel_efficiency(spec: CaseSpec, throughput: float, ranks: list[dict[str, Any]],
-                             environment: dict[str, Any] | None) -> dict[str, Any]:
-    """Achieved FLOP/s and MFU per physical device: the FLOPs of ``throughput`` (the ranks in this file)
-    shared over the devices that did them. ``ranks``: ``global_metrics``' per-rank entries.
-
-    GPUs: one per rank. CPU "devices" (forced host devices, logical CPUs, gloo ranks) share their host's
-    processor, so there each host present counts as one device (a host's own file: one; merged: M).
-    """
-    from reports.efficiency import case_efficiency  # lazy, as in harness.aggregate
-    from suites import workloads
-
-    hosts = len({rank["node_rank"] for rank in ranks})
-    physical = hosts if spec.device == "cpu" else len(ranks)
-    flops = workloads.get(spec.workload).flops_per_step(spec.size, spec.mode, spec.batch_size)
-    metrics = case_efficiency(spec.to_dict(), flops / physical, spec.batch_size / throughput, environment)
-    what = (f"the CPU of each of the {hosts} host(s), which all its ranks share" if spec.device == "cpu"
-            else f"each of the {physical} devices")
-    metrics["achieved_flops_per_s"]["source"] = (f"analytic FLOPs per sample (suites.workloads) x global throughput, "
-                                                 f"per physical device ({what})")
-    return metrics
-
-
-def add_scaling(cases: list[dict[str, Any]], scaling: bool) -> None:
-    """Each data-parallel case's ``scaling_efficiency`` against its 1-device point in the same run."""
-    single = {CaseSpec.from_dict(case["spec"]).id: case for case in cases
-              if CaseSpec.from_dict(case.get("spec", {})).total_devices == 1}
-    for case in cases:
-        spec = CaseSpec.from_dict(case["spec"])
-        if spec.total_devices <= 1 or not case.get("metrics"):
-            continue
-        base = single.get(replace(spec, devices=1, nodes=1).id)
-        base_value = ((base or {}).get("metrics") or {}).get("throughput", {}).get("value")
-        entry: dict[str, Any] = {"value": None, "unit": "fraction", "source": SCALING_SOURCE}
-        if not case["metrics"].get("complete", {}).get("value", True):
-            entry["reason"] = "this file holds one host's ranks only; merge the hosts' run files (tribench merge)"
-        elif base_value:
-            entry["value"] = case["metrics"]["throughput"]["value"] / (spec.total_devices * base_value)
-            entry["baseline_case"] = base["id"]
-        elif spec.nodes > 1:
-            entry["reason"] = ("a multi-host run has no 1-device case; compare with the 1-device case of a "
-                               "one-host --scaling run")
-        elif not scaling:
-            entry["reason"] = "no 1-device case of this point in the run (use --scaling)"
-        else:
-            entry["reason"] = f"the 1-device case of this point did not succeed ({(base or {}).get('status')})"
-        case["metrics"]["scaling_efficiency"] = entry

@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from harness.redaction import REDACTED, credential_value_reason, secret_name_reason
+from tribench.harness.redaction import REDACTED, credential_value_reason, secret_name_reason
 
 BY_NAME: dict[str, str] = {
     # threads and affinity of the CPU runtimes every framework uses

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tribench.harness.subprocesses import module_command
+
 SERVER_START_TIMEOUT_S = 180.0
 SHARED = ("the interpreter with tribench and the framework already imported (forked from a per-run "
           "server); every model, batch, compiled program, allocator and device runtime is the process's own")
@@ -103,8 +105,8 @@ class ForkServer:
         self._stderr_path = folder / f"server-{backend}-{os.getpid()}-{id(self)}.log"
         with open(self._stderr_path, "w") as stderr:
             self._process = subprocess.Popen(
-                [python, "-m", "harness.fork_server", backend], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=stderr, start_new_session=True, env=env)
+                module_command(python, "tribench.harness.fork_server", backend), stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=stderr, start_new_session=True, env=env)
         self._reader = _LineReader(self._process.stdout.fileno())
         self.ready = self._await_ready(start_timeout_s)
 

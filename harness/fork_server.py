@@ -1,6 +1,6 @@
 """A fork server: one interpreter imports one backend's framework once, then forks a fresh child per process.
 
-``python -m harness.fork_server BACKEND`` blocks the other frameworks (``harness.import_guard``),
+``python -m tribench.harness.fork_server BACKEND`` blocks the other frameworks (``harness.import_guard``),
 imports the backend's adapter (and so its framework) and the modules the backend names in
 ``preload_modules``, and nothing else: no model is built, no device
 runtime is started, no thread of ours runs. It then answers requests, one JSON line each on stdin:
@@ -43,13 +43,13 @@ def _reply(message: dict[str, Any]) -> None:
 def _child(request: dict[str, Any], backend_name: str) -> int:
     """The work of one child (its stdio already redirected); returns the exit code."""
     if request["kind"] == "availability":
-        import backends
+        from tribench import backends
 
         availability = backends.get(backend_name).availability()
         with open(request["output"], "w") as handle:
             json.dump(availability.to_dict(), handle)
         return 0
-    from harness import worker
+    from tribench.harness import worker
 
     return worker.main([request["input"], request["output"]])
 
@@ -93,8 +93,9 @@ def serve_one(request: dict[str, Any], backend_name: str) -> None:
 
 def load(backend_name: str) -> dict[str, Any]:
     """Import the backend and its preload modules; return the ``ready`` message."""
-    import backends
-    from harness.import_guard import block_other_frameworks
+    from tribench.harness.import_guard import block_other_frameworks
+
+    from tribench import backends
 
     block_other_frameworks(backend_name)  # inherited by every child, as a fresh worker installs it first
     started = time.perf_counter()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 
-import backends
+from tribench import backends
 
 
 def framework_packages() -> dict[str, tuple[str, ...]]:

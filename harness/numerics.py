@@ -20,7 +20,7 @@ fp32 matmuls (bf16 passes), which its peak record states (``fp32_case_math``).
 
 from __future__ import annotations
 
-from harness.peak_measure import tf32_skip_reason
+from tribench.harness.peak_measure import tf32_skip_reason
 
 TF32 = "tf32"
 

@@ -1,6 +1,6 @@
 """Measured device peaks: one worker process per framework, cached per machine.
 
-``python -m harness.peak IN.json OUT.json`` imports ONE backend's ``peak`` module (the
+``python -m tribench.harness.peak IN.json OUT.json`` imports ONE backend's ``peak`` module (the
 package of its adapter, ``backends/<fw>/peak.py``) and measures each requested device
 (``harness.peak_measure`` says how). Results are cached in
 ``$TRIBENCH_CACHE_DIR`` (default ``~/.cache/tribench/``) in ``peaks-<machine fingerprint>.json``:
@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import backends
-from harness import environment
-from harness.peak_measure import PeakOptions
+from tribench.harness import environment
+from tribench.harness.peak_measure import PeakOptions
+
+from tribench import backends
 
 CACHE_ENV = "TRIBENCH_CACHE_DIR"
 CACHE_KIND = "tribench-peaks"
@@ -103,14 +104,15 @@ def peak_module(backend: str) -> str:
 def measure_in_subprocess(backend: str, devices: list[str], options: PeakOptions,
                           python: str = sys.executable, timeout_s: float = PEAK_TIMEOUT_S) -> dict[str, dict[str, Any]]:
     """Measure ``devices`` through ``backend`` in a fresh process; device -> record (or {"error": ...})."""
-    from harness.runner import tail, worker_environment
+    from tribench.harness.subprocesses import module_command, tail, worker_environment
 
     with tempfile.TemporaryDirectory(prefix="tribench-peak-") as folder:
         request, output = Path(folder, "in.json"), Path(folder, "out.json")
         request.write_text(json.dumps({"backend": backend, "devices": devices, "options": options.to_dict()}))
         try:
-            done = subprocess.run([python, "-m", "harness.peak", str(request), str(output)], env=worker_environment(),
-                                  capture_output=True, text=True, errors="replace", timeout=timeout_s)
+            command = module_command(python, "tribench.harness.peak", str(request), str(output))
+            done = subprocess.run(command, env=worker_environment(), capture_output=True, text=True, errors="replace",
+                                  timeout=timeout_s)
         except subprocess.TimeoutExpired:
             return {device: {"error": f"peak measurement took over {timeout_s:g} s"} for device in devices}
         if not output.exists():
@@ -136,7 +138,7 @@ def _measure_here(backend: str, devices: list[str], options: PeakOptions) -> dic
 def main(argv: list[str]) -> int:
     input_path, output_path = argv
     request = json.loads(Path(input_path).read_text())
-    from harness.import_guard import block_other_frameworks
+    from tribench.harness.import_guard import block_other_frameworks
 
     block_other_frameworks(request["backend"])
     results = _measure_here(request["backend"], request["devices"], PeakOptions.from_dict(request["options"]))

@@ -27,8 +27,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from harness import cpuinfo
-from harness.errors import InvalidValue
+from tribench.harness import cpuinfo
+
+from tribench.core.errors import InvalidValue
 
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 FLOPS_UNIT = "FLOP/s"

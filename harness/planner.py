@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from backends.base import Availability
-from harness.spec import CaseSpec
+from tribench.backends.base import Availability
+
+from tribench.core.spec import CaseSpec
 
 DEVICE_PREFERENCE = ("gpu", "tpu", "mps", "cpu")
 

@@ -27,7 +27,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from harness.stats import median_ci
+from tribench.harness.stats import median_ci
 
 ACROSS = "across-processes"
 WITHIN = "within-process"

@@ -19,11 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import backends
-from harness import __version__, redaction
-from harness.aggregate import case_metrics, case_status, workload_facts
-from harness.errors import OutputPathError, ResultFileError
-from harness.spec import CaseSpec
+from tribench.harness import redaction
+from tribench.harness.aggregate import case_metrics, case_status, workload_facts
+
+from tribench import __version__, backends
+from tribench.core.errors import OutputPathError, ResultFileError
+from tribench.core.spec import CaseSpec
 
 SCHEMA_VERSION = 1
 KIND = "tribench-run"

@@ -9,17 +9,18 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-import backends
-from backends.base import Availability
-from harness import availability, environment
-from harness.errors import BackendUnavailable
-from harness.fork_pool import FRESH, SHARED, accelerator_present
-from harness.planner import PlannedCase, plan
-from harness.probes.baseline import measure_idle
-from harness.results import RunFile, check_writable
-from harness.runner import Progress, RunOptions, execute
-from harness.spec import CaseSpec
-from harness.threads import pin_every_thread
+from tribench.backends.base import Availability
+from tribench.harness import availability, environment
+from tribench.harness.fork_pool import FRESH, SHARED, accelerator_present
+from tribench.harness.planner import PlannedCase, plan
+from tribench.harness.probes.baseline import measure_idle
+from tribench.harness.results import RunFile, check_writable
+from tribench.harness.runner import Progress, RunOptions, execute
+from tribench.harness.threads import pin_every_thread
+
+from tribench import backends
+from tribench.core.errors import BackendUnavailable
+from tribench.core.spec import CaseSpec
 
 
 def plan_or_refuse(specs: list[CaseSpec], availability_of: Callable[[CaseSpec], Availability]) -> list[PlannedCase]:
@@ -122,7 +123,7 @@ def run_cases(run_file: RunFile, planned: list[PlannedCase], options: RunOptions
         if options.fork_servers is not None and options.fork_servers.failures:  # those cases ran fresh
             run_file.data["settings"]["fork_server_failures"] = dict(options.fork_servers.failures)
         if any(case.spec.total_devices > 1 for case in planned):
-            from harness.distributed import add_scaling
+            from tribench.harness.distributed_metrics import add_scaling
 
             add_scaling(run_file.data["cases"], options.scaling)
     except KeyboardInterrupt:

@@ -1,6 +1,6 @@
 """Run each planned case in fresh worker processes and record every result as it lands.
 
-Each process is ``python -m harness.worker IN.json OUT.json`` in a session of
+Each process is ``python -m tribench.harness.worker IN.json OUT.json`` in a session of
 its own (so a timeout kills it and anything it started), with stdout and
 stderr captured. The parent blocks in ``communicate(timeout=...)`` — a select
 on the pipes, not a polling loop. A worker that raises, segfaults, is killed
@@ -43,22 +43,21 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.fork_pool import FRESH, ForkServer, ForkServerPool, ServerGone
-from harness.planner import PlannedCase
-from harness.probes.energy import EnergySettings
-from harness.profiling import ProfileOptions
-from harness.results import RunFile
-from harness.sequential import SequentialPlan, decision, per_process_medians
-from harness.spec import CaseSpec
-from harness.threads import ThreadPolicy
-from harness.timing import TimingConfig
+from tribench.harness.fork_pool import FRESH, ForkServer, ForkServerPool, ServerGone
+from tribench.harness.planner import PlannedCase
+from tribench.harness.probes.energy import EnergySettings
+from tribench.harness.profiling import ProfileOptions
+from tribench.harness.results import RunFile
+from tribench.harness.sequential import SequentialPlan, decision, per_process_medians
+from tribench.harness.subprocesses import describe_exit, module_command, tail, worker_environment
+from tribench.harness.threads import ThreadPolicy
+from tribench.harness.timing import TimingConfig
+
+from tribench.core.spec import CaseSpec
 
 if TYPE_CHECKING:
-    from harness.cluster import Cluster
+    from tribench.harness.cluster import Cluster
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-STDERR_TAIL_LINES = 25
-STDERR_TAIL_CHARS = 4000
 
 
 @dataclass(frozen=True)
@@ -90,28 +89,6 @@ class RunOptions:
         return self.pythons.get(env, self.python)
 
 
-def tail(text: str, lines: int = STDERR_TAIL_LINES, chars: int = STDERR_TAIL_CHARS) -> str:
-    kept = "\n".join(text.rstrip().splitlines()[-lines:])
-    return kept[-chars:]
-
-
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            return f"killed by signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exited with code {code}"
-
-
-def worker_environment() -> dict[str, str]:
-    env = dict(os.environ)
-    paths = [str(PROJECT_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    return env
-
-
 def _kill_group(process: subprocess.Popen) -> None:
     try:
         os.killpg(process.pid, signal.SIGKILL)
@@ -126,7 +103,7 @@ def run_process(spec: CaseSpec, options: RunOptions) -> dict[str, Any]:
     launches that way (torch), else this one worker drives every local device (JAX, TensorFlow).
     """
     if spec.total_devices > 1:
-        from harness import distributed
+        from tribench.harness import distributed
 
         if distributed.launch_of(spec) == "process-per-device":
             return distributed.run_distributed(spec, options)
@@ -154,7 +131,7 @@ def _run_worker(spec: CaseSpec, options: RunOptions, env: dict[str, str]) -> dic
         request.write_text(json.dumps(_request(spec, options)))
         started = time.perf_counter()
         process = subprocess.Popen(
-            [options.python_for(spec.env), "-m", "harness.worker", str(request), str(output)],
+            module_command(options.python_for(spec.env), "tribench.harness.worker", str(request), str(output)),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True, env=env, text=True, errors="replace",
         )
@@ -195,7 +172,7 @@ def _process_result(output: Path, code: int | None, stderr: str, wall: float, ti
     if output.exists():
         return {**base, **json.loads(output.read_text())}
     return {**base, "status": "failed",
-            "error": f"worker {_describe_exit(code)}: {tail(stderr, 1) or 'no stderr'}"}
+            "error": f"worker {describe_exit(code)}: {tail(stderr, 1) or 'no stderr'}"}
 
 
 def forkable(spec: CaseSpec, options: RunOptions) -> bool:

@@ -25,9 +25,10 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from harness.aggregate import used_results
-from harness.errors import InvalidValue
-from harness.process_stats import process_test
+from tribench.harness.aggregate import used_results
+from tribench.harness.process_stats import process_test
+
+from tribench.core.errors import InvalidValue
 
 LOOK_GROWTH = 1.5
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.process_stats import across_processes, within_one_process
+from tribench.harness.process_stats import across_processes, within_one_process
 
 SUSTAINED = "sustained"
 SYNCED = "synced-steps"

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness.errors import InvalidValue
+from tribench.core.errors import InvalidValue
 
 RESERVE_FROM = 4  # a budget of this many CPUs or more keeps one for the parent and the probe threads
 FRAMEWORK_DEFAULTS = "framework"

@@ -43,8 +43,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol
 
-from harness.errors import InvalidValue
-from harness.stats import relative_ci_halfwidth
+from tribench.harness.stats import relative_ci_halfwidth
+
+from tribench.core.errors import InvalidValue
 
 Clock = Callable[[], float]
 

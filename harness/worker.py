@@ -1,4 +1,4 @@
-"""One case in one fresh process: ``python -m harness.worker INPUT.json OUTPUT.json``.
+"""One case in one fresh process: ``python -m tribench.harness.worker INPUT.json OUTPUT.json``.
 
 The input holds the CaseSpec and the timing and energy settings; the output holds
 the process's result (status, timing samples, readings, the energy window). The result goes to a
@@ -20,16 +20,17 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from harness import profiling, threads
-from harness.import_guard import block_other_frameworks, frameworks_imported
-from harness.level_shift import LevelShiftRule, find_level_shift
-from harness.probes import memory as host_memory
-from harness.probes.disturbance import DisturbanceWindow, disturbance_record
-from harness.probes.energy import EnergySettings
-from harness.probes.sources import probes_for
-from harness.probes.timed_window import measure_in_window
-from harness.spec import CaseSpec
-from harness.timing import TimingConfig
+from tribench.harness import profiling, threads
+from tribench.harness.import_guard import block_other_frameworks, frameworks_imported
+from tribench.harness.level_shift import LevelShiftRule, find_level_shift
+from tribench.harness.probes import memory as host_memory
+from tribench.harness.probes.disturbance import DisturbanceWindow, disturbance_record
+from tribench.harness.probes.energy import EnergySettings
+from tribench.harness.probes.sources import probes_for
+from tribench.harness.probes.timed_window import measure_in_window
+from tribench.harness.timing import TimingConfig
+
+from tribench.core.spec import CaseSpec
 
 
 def _write_json(path: str, data: dict[str, Any]) -> None:
@@ -52,15 +53,15 @@ def run_case(spec: CaseSpec, config: TimingConfig, energy: EnergySettings = Ener
     ``thread_record`` (``harness.threads.apply_in_worker``: the process already pinned) gets what the
     framework's pools were set to, before the build.
     """
-    import backends  # the registry; the framework itself is imported by backends.get
+    from tribench import backends  # the registry; the framework itself is imported by backends.get
 
     setup_start = time.perf_counter()  # the framework's import counts as setup, as it always has
     backend = backends.get(spec.backend)
     if thread_record is not None:
         thread_record["framework"] = framework_threads(backend, thread_record)
     if spec.total_devices > 1 and not getattr(backend, "data_parallel", False):
-        from backends.base import CaseSkipped
-        from harness.distributed import unsupported_reason
+        from tribench.backends.base import CaseSkipped
+        from tribench.harness.distributed import unsupported_reason
 
         raise CaseSkipped(unsupported_reason(spec.backend))
     session = backend.build(spec)
@@ -130,7 +131,7 @@ def disturbance_evidence(window: DisturbanceWindow, samples_s: list[float],
 
 def replica_facts(session: Any, spec: CaseSpec) -> dict[str, Any]:
     """Which devices this data-parallel process drove, and on which host (node rank) of the run."""
-    from harness.cluster import from_env
+    from tribench.harness.cluster import from_env
 
     names = session.data_parallel_devices() if hasattr(session, "data_parallel_devices") else [spec.device]
     return {"replica_devices": list(names), "node_rank": from_env()[1], "host": socket.gethostname()}
@@ -148,7 +149,7 @@ def main(argv: list[str]) -> int:
         config = replace(config, sustained_time_s=0.0)
     energy = EnergySettings.from_dict(request.get("energy", {}))
     profile = profiling.ProfileRequest.from_dict(request["profile"]) if request.get("profile") else None
-    from backends.base import CaseSkipped
+    from tribench.backends.base import CaseSkipped
 
     try:
         result = run_case(spec, config, energy, profile,

@@ -5,6 +5,6 @@
 
 from __future__ import annotations
 
-from reports.frame import load
+from tribench.reports.frame import load
 
 __all__ = ["load"]

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import TribenchError
-from harness.results import load_run
-from reports.efficiency import efficiency_columns, roofline_point
-from reports.energy_reading import energy_per_sample
-from reports.frame import NUMERIC_COLUMNS, case_row
+from tribench.harness.efficiency import efficiency_columns, roofline_point
+from tribench.harness.results import load_run
+from tribench.reports.energy_reading import energy_per_sample
+from tribench.reports.frame import NUMERIC_COLUMNS, case_row
+
+from tribench.core.errors import TribenchError
 
 # Fixed colours for the built-in backends; others take the next free one, in name order.
 BACKEND_COLOURS = {"torch": "#EE4C2C", "tensorflow": "#F2A900", "jax": "#5E35B1"}
@@ -92,7 +93,7 @@ def load_runs(paths: Iterable[str | os.PathLike], redact: bool = False) -> list[
     paths = [Path(path) for path in paths]
     datas = [load_run(path) for path in paths]
     if redact:
-        from reports.share_safe import redact_run
+        from tribench.reports.share_safe import redact_run
 
         datas = [redact_run(data) for data in datas]
         paths = [Path(path.name) for path in paths]
@@ -188,7 +189,7 @@ def report_row(run: Run, case: dict[str, Any]) -> dict[str, Any]:
 
 
 def roofline_columns(run: Run, case: dict[str, Any]) -> dict[str, Any]:
-    """The case's roofline point (``reports.efficiency.roofline_point``), or why it has none."""
+    """The case's roofline point (``harness.efficiency.roofline_point``), or why it has none."""
     if case.get("status") != "ok":
         return {"roofline": None, "roofline_reason": "the case did not finish"}
     try:

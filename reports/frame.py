@@ -19,9 +19,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from harness.results import load_run
-from harness.spec import CaseSpec
-from reports.report_format import quality_text
+from tribench.harness.results import load_run
+from tribench.reports.report_format import quality_text
+
+from tribench.core.spec import CaseSpec
 
 SPEC_FIELDS = [name for name in CaseSpec.__dataclass_fields__]
 # fields added to the spec later (env, devices) take their default in older run files
@@ -151,7 +152,7 @@ def load(paths: Iterable[str | os.PathLike], redact: bool = False):
     for path in paths:
         run = load_run(path)
         if redact:
-            from reports.share_safe import redact_run
+            from tribench.reports.share_safe import redact_run
 
             run, path = redact_run(run), Path(path).name
         rows.extend(case_row(run, case, str(path)) for case in run["cases"])

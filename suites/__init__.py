@@ -1,17 +1,21 @@
 """Framework-neutral workloads and suite files, and their expansion into case specs.
 
-``expand(matrix)`` turns a matrix (lists of values per axis) into the list of
-``CaseSpec``; ``suite_file.load`` reads a matrix from a TOML suite file.
+``expand(matrix, backend_names)`` turns a matrix (lists of values per axis) into the list of
+``CaseSpec``; ``suite_file.load`` reads a matrix from a TOML suite file. The workloads never import
+the engine or the backends: which backends exist is the caller's to say (the registry's
+``backends.names()``), so a matrix's backend names are checked where it is expanded.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-import backends
-from harness.errors import InvalidValue
-from harness.spec import (
+from tribench.suites import workloads
+
+from tribench.core.errors import InvalidValue
+from tribench.core.spec import (
     COMPILE_MODES,
     DEVICE_CHOICES,
     MODES,
@@ -22,7 +26,6 @@ from harness.spec import (
     check_choice,
     parse_batch_size,
 )
-from suites import workloads
 
 
 @dataclass(frozen=True)
@@ -44,13 +47,16 @@ class Matrix:
         given = {name: tuple(values) for name, values in axes.items() if values}
         return replace(self, **given)
 
-    def validated(self) -> Matrix:
-        """Check every value of every axis; raises InvalidChoice/InvalidValue naming the valid ones."""
+    def validated(self, backend_names: Sequence[str] | None = None) -> Matrix:
+        """Check every value of every axis (backends only when ``backend_names`` says which exist); raises
+        InvalidChoice/InvalidValue naming the valid ones."""
         for axis, choices in (
-            ("backend", backends.names()), ("workload", list(workloads.WORKLOADS)), ("size", SIZES),
+            ("backend", backend_names), ("workload", list(workloads.WORKLOADS)), ("size", SIZES),
             ("mode", MODES), ("precision", PRECISIONS), ("compile mode", COMPILE_MODES),
             ("device", DEVICE_CHOICES),
         ):
+            if choices is None:
+                continue
             for value in getattr(self, _AXIS_FIELDS[axis]):
                 if axis == "compile mode" and value in RETIRED_COMPILE_MODES:
                     raise InvalidValue(RETIRED_COMPILE_MODES[value])
@@ -68,9 +74,10 @@ _AXIS_FIELDS = {
 }
 
 
-def expand(matrix: Matrix) -> list[CaseSpec]:
-    """Every combination of the (validated) matrix, backends side by side per workload point."""
-    matrix = matrix.validated()
+def expand(matrix: Matrix, backend_names: Sequence[str]) -> list[CaseSpec]:
+    """Every combination of the matrix, validated against ``backend_names`` (the backends that exist),
+    backends side by side per workload point."""
+    matrix = matrix.validated(backend_names)
     product = itertools.product(
         matrix.workloads, matrix.sizes, matrix.modes, matrix.batch_sizes, matrix.precisions,
         matrix.compile, matrix.devices, matrix.backends,

@@ -12,8 +12,9 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from harness.errors import SuiteFileError, TribenchError
-from suites import Matrix
+from tribench.suites import Matrix
+
+from tribench.core.errors import SuiteFileError, TribenchError
 
 SUITE_FOLDER = Path(__file__).parent
 AXES = ("backends", "workloads", "sizes", "modes", "batch_sizes", "precisions", "compile", "devices")

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.errors import InvalidChoice
-from harness.spec import SIZES
+from tribench.core.errors import InvalidChoice
+from tribench.core.spec import SIZES
 
 TRAIN_FLOPS_FACTOR = 3
 LEARNING_RATE = 1e-3

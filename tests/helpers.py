@@ -21,7 +21,7 @@ def fake_env(behaviour: str = "", **extra: str) -> dict[str, str]:
 
 def tribench(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run the real CLI in a fresh interpreter, as a user would."""
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=ROOT, env=env or dict(os.environ),
+    return subprocess.run([sys.executable, "-m", "tribench", *args], cwd=ROOT, env=env or dict(os.environ),
                           capture_output=True, text=True, timeout=timeout)
 
 

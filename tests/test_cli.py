@@ -3,15 +3,15 @@
 import json
 
 import pytest
+from tribench.backends.base import Availability
+from tribench.harness import availability as availability_module
+from tribench.harness.run import plan_or_refuse
 from typer.testing import CliRunner
 
-from backends.base import Availability
-from harness import availability as availability_module
-from harness import cli
-from harness.errors import BackendUnavailable
-from harness.run import plan_or_refuse
-from harness.spec import CaseSpec
 from tests.helpers import fake_env, tribench
+from tribench.cli import app as cli
+from tribench.core.errors import BackendUnavailable
+from tribench.core.spec import CaseSpec
 
 runner = CliRunner()
 

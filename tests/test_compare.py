@@ -6,12 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-
-from harness.cli import app
-from harness.errors import InvalidChoice, InvalidValue
-from reports import compare_render
-from reports.compare import (
+from tribench.reports.regression import compare_render
+from tribench.reports.regression.compare import (
     CompareInputError,
     CompareSettings,
     compare_sides,
@@ -20,9 +16,13 @@ from reports.compare import (
     point_id,
     side_from_run,
 )
-from reports.compare_metrics import ReadingValue, parse_thresholds, reading_value
+from tribench.reports.regression.compare_metrics import ReadingValue, parse_thresholds, reading_value
+from typer.testing import CliRunner
+
 from tests import runfile_builder as rb
 from tests.helpers import tribench
+from tribench.cli.app import app
+from tribench.core.errors import InvalidChoice, InvalidValue
 
 
 def _sides(base_cases, head_cases, base_env=None, head_env=None):
@@ -371,7 +371,7 @@ def test_the_cli_imports_no_numerics_until_a_command_needs_them():
 
     from tests.helpers import ROOT
 
-    code = ("import sys, harness.cli\n"
+    code = ("import sys, tribench.cli\n"
             "print(','.join(m for m in ('numpy', 'scipy', 'pandas', 'plotly') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ""

@@ -13,10 +13,10 @@ from collections import Counter
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
+from tribench.harness.process_stats import process_test
+from tribench.reports.regression.compare import compare_sides, side_from_run
+from tribench.reports.regression.stats_tests import adjust, min_detectable_log, processes_needed
 
-from harness.process_stats import process_test
-from reports.compare import compare_sides, side_from_run
-from reports.stats_tests import adjust, min_detectable_log, processes_needed
 from tests import runfile_builder as rb
 
 CASES_PER_TRIAL = 4

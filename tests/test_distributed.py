@@ -12,12 +12,13 @@ import time
 from dataclasses import replace
 
 import pytest
+from tribench.harness import worker
+from tribench.harness.distributed import device_counts, rank_env
+from tribench.harness.distributed_metrics import add_scaling
+from tribench.harness.timing import TimingConfig
 
-from harness import worker
-from harness.distributed import add_scaling, device_counts, rank_env
-from harness.spec import CaseSpec
-from harness.timing import TimingConfig
 from tests.helpers import ROOT, fake_env, pid_alive, tribench, wait_for
+from tribench.core.spec import CaseSpec
 
 FAST = ("--size", "tiny", "--batch", "4", "--min-steps", "5", "--min-time", "0.1", "--max-time", "0.3",
         "--no-energy", "--idle-baseline", "0", "--processes", "1")
@@ -54,8 +55,9 @@ def test_device_counts_and_rank_env():
 
 
 def test_backend_without_data_parallel_is_skipped_honestly(monkeypatch):
-    import backends
-    from backends.base import CaseSkipped
+    from tribench.backends.base import CaseSkipped
+
+    from tribench import backends
 
     class NoParallel:
         name = "plugin"
@@ -170,7 +172,7 @@ def test_rank_killed_from_outside_mid_run_fails_the_case_and_the_suite_goes_on(t
     pids = tmp_path / "pids"
     pids.mkdir()
     output = tmp_path / "run.json"
-    command = [sys.executable, "-m", "harness.cli", "run", "--backend", "fake", "--workload", "cnn,rnn", "--mode",
+    command = [sys.executable, "-m", "tribench", "run", "--backend", "fake", "--workload", "cnn,rnn", "--mode",
                "train", "--devices", "2", "--size", "tiny", "--batch", "4", "--steps", "30", "--warmup-steps", "2",
                "--no-energy", "--idle-baseline", "0", "--timeout", "60", "--output", str(output)]
     runner = subprocess.Popen(command, cwd=ROOT, env=fake_env(FAKE_PID_FOLDER=str(pids), FAKE_STEP_S="0.2"),

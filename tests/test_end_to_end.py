@@ -4,10 +4,10 @@ import math
 import statistics
 
 import pytest
+from tribench.harness.aggregate import used_results
+from tribench.harness.results import load_run
+from tribench.reports import load
 
-from harness.aggregate import used_results
-from harness.results import load_run
-from reports import load
 from tests.helpers import tribench
 
 EXPECTED_COLUMNS = {

@@ -3,19 +3,19 @@
 import json
 
 import pytest
+from tribench.backends.base import Availability
+from tribench.harness import availability as availability_module
+from tribench.harness.probes import nvml, rapl
+from tribench.harness.probes.energy import EnergySettings
+from tribench.harness.results import load_run
+from tribench.harness.runner import RunOptions, run_process
+from tribench.harness.timing import TimingConfig
+from tribench.reports import load
 from typer.testing import CliRunner
 
-from backends.base import Availability
-from harness import availability as availability_module
-from harness import cli
-from harness.probes import nvml, rapl
-from harness.probes.energy import EnergySettings
-from harness.results import load_run
-from harness.runner import RunOptions, run_process
-from harness.spec import CaseSpec
-from harness.timing import TimingConfig
-from reports import load
 from tests.helpers import FAKE_BACKEND, fake_env, tribench
+from tribench.cli import app as cli
+from tribench.core.spec import CaseSpec
 
 FAST = ["--backend", "fake", "--mode", "infer", "--min-time", "0.05", "--max-time", "0.2"]
 QUICK = TimingConfig(min_steps=10, min_time_s=0.05, max_time_s=0.2)

@@ -5,10 +5,10 @@ import sys
 import time
 
 import pytest
+from tribench.harness.probes import nvml
+from tribench.harness.probes.energy import EnergySettings, EnergyWindow
+from tribench.harness.probes.nvml import NvmlProbe, Sample, integrate_power
 
-from harness.probes import nvml
-from harness.probes.energy import EnergySettings, EnergyWindow
-from harness.probes.nvml import NvmlProbe, Sample, integrate_power
 from tests.fakes import FakeClock
 from tests.fakes import pynvml as fake
 

@@ -8,9 +8,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from tribench.harness.probes import rapl
+from tribench.harness.probes.rapl import RaplProbe, Zone, ZoneCounter, delta_uj
 
-from harness.probes import rapl
-from harness.probes.rapl import RaplProbe, Zone, ZoneCounter, delta_uj
 from tests.fakes import FakeClock
 from tests.helpers import ROOT
 
@@ -152,8 +152,8 @@ def shared_tree():
 UNPRIVILEGED_READ = """
 import json, os, sys
 from pathlib import Path
-from harness.probes import rapl
-from harness.probes.rapl import RaplProbe
+from tribench.harness.probes import rapl
+from tribench.harness.probes.rapl import RaplProbe
 if os.geteuid() == 0:  # drop root, as a user without it would run
     os.setgroups([])
     os.setgid(65534)

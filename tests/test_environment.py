@@ -3,8 +3,7 @@
 import types
 
 import pytest
-
-from harness import cpuinfo, environment
+from tribench.harness import cpuinfo, environment
 
 
 def fake_nvml(names=("NVIDIA H200",), fail_init=None):

@@ -3,9 +3,9 @@
 import sys
 
 import pytest
+from tribench.harness.fork_pool import FRESH, SHARED, ForkServerPool, accelerator_present
+from tribench.harness.results import load_run
 
-from harness.fork_pool import FRESH, SHARED, ForkServerPool, accelerator_present
-from harness.results import load_run
 from tests.helpers import fake_env, pid_alive, tribench
 
 FAST = ["--backend", "fake", "--mode", "train", "--min-time", "0.05", "--max-time", "0.2"]

@@ -5,9 +5,9 @@ import subprocess
 import sys
 
 import pytest
+from tribench.harness.import_guard import packages_to_block
+from tribench.harness.results import load_run
 
-from harness.import_guard import packages_to_block
-from harness.results import load_run
 from tests.helpers import ROOT, tribench
 
 
@@ -22,7 +22,7 @@ def test_each_built_in_backend_blocks_the_others_packages():
 
 def test_a_blocked_framework_looks_absent_to_imports_and_to_find_spec():
     code = ("import importlib.util, json\n"
-            "from harness.import_guard import block_other_frameworks\n"
+            "from tribench.harness.import_guard import block_other_frameworks\n"
             "block_other_frameworks('torch')\n"
             "try:\n    import jax\n    outcome = 'imported'\nexcept ModuleNotFoundError as error:\n"
             "    outcome = type(error).__name__\n"

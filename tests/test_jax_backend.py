@@ -8,19 +8,19 @@ import math
 import os
 
 import pytest
+from tribench.backends.base import CaseSkipped
+from tribench.backends.jax.devices import DeviceFacts, device_skip_reason, precision_skip_reason
+from tribench.suites import workloads
+from tribench.suites.workloads import LSTMClassifierSpec, LSTMLanguageModelSpec, ResNetSpec
 
-from backends.base import CaseSkipped
-from backends.jax.devices import DeviceFacts, device_skip_reason, precision_skip_reason
-from harness.spec import CaseSpec
-from suites import workloads
-from suites.workloads import LSTMClassifierSpec, LSTMLanguageModelSpec, ResNetSpec
+from tribench.core.spec import CaseSpec
 
 jax = pytest.importorskip("jax")
 
 import flax.linen as nn  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-
-from backends.jax import adapter, fast_paths, models  # noqa: E402
+from tribench.backends.jax import adapter, fast_paths, models  # noqa: E402
+from tribench.backends.jax import backend as entry  # noqa: E402
 
 TINY = ("cnn", "rnn", "transformer")
 TINY_PARAMS = {"cnn": 93_322, "rnn": 91_530, "transformer": 229_096}
@@ -73,7 +73,7 @@ def trained() -> dict[str, tuple[adapter.JaxSession, list[float]]]:
     """One compiled train session per tiny workload and the losses of its first steps."""
     sessions = {}
     for workload in TINY:
-        session = adapter.backend().build(case(workload))
+        session = entry.backend().build(case(workload))
         sessions[workload] = session, run_steps(session)
     return sessions
 
@@ -261,13 +261,13 @@ def test_train_step_returns_a_device_scalar_and_donates_the_old_state(trained):
 
 
 def test_op_by_op_steps_compute_the_same_losses_as_jitted(trained):
-    op_by_op = adapter.backend().build(case("rnn", compile="op-by-op"))
+    op_by_op = entry.backend().build(case("rnn", compile="op-by-op"))
     assert not op_by_op.compiled
     assert run_steps(op_by_op) == pytest.approx(trained["rnn"][1], rel=1e-5)
 
 
 def test_native_and_compiled_are_jitted_and_op_by_op_is_not():
-    sessions = {mode: adapter.backend().build(case("cnn", compile=mode)) for mode in adapter.COMPILE_MODES}
+    sessions = {mode: entry.backend().build(case("cnn", compile=mode)) for mode in adapter.COMPILE_MODES}
     assert {mode: session.compiled for mode, session in sessions.items()} == {
         "native": True, "compiled": True, "op-by-op": False}
 
@@ -276,7 +276,7 @@ def test_native_and_compiled_are_jitted_and_op_by_op_is_not():
     ("cnn", (BATCH, 10)), ("rnn", (BATCH, 10)), ("transformer", (BATCH, 32, 1_000)),
 ])
 def test_inference_returns_finite_outputs_of_the_right_shape(workload, shape):
-    session = adapter.backend().build(case(workload, "infer"))
+    session = entry.backend().build(case(workload, "infer"))
     outputs = session.step()
     session.sync(outputs)
     assert outputs.shape == shape and outputs.dtype == jnp.float32
@@ -338,16 +338,16 @@ def test_fp16_training_scales_the_loss_and_still_learns():
 ])
 def test_absent_devices_are_skipped_with_the_reason(device, reason):
     with pytest.raises(CaseSkipped) as skipped:
-        adapter.backend().build(case("cnn", device=device))
+        entry.backend().build(case("cnn", device=device))
     assert str(skipped.value) == reason
 
 
 def test_half_precision_on_a_cpu_without_instructions_is_skipped(monkeypatch):
     monkeypatch.setattr(adapter.cpuinfo, "read_cpuinfo", lambda: "flags\t: fpu avx2\n")
     with pytest.raises(CaseSkipped, match=r"^this CPU has no fp16 instructions"):
-        adapter.backend().build(case("cnn", precision="fp16"))
+        entry.backend().build(case("cnn", precision="fp16"))
     with pytest.raises(CaseSkipped, match=r"^this CPU has no bf16 instructions"):
-        adapter.backend().build(case("cnn", precision="bf16"))
+        entry.backend().build(case("cnn", precision="bf16"))
 
 
 def test_cpu_memory_is_unavailable_with_a_reason_never_zero(trained):
@@ -360,7 +360,7 @@ def test_cpu_memory_is_unavailable_with_a_reason_never_zero(trained):
 
 
 def test_availability_on_this_machine():
-    found = adapter.backend().availability()
+    found = entry.backend().availability()
     assert found.installed and found.version == jax.__version__ and found.name == "jax"
     assert "cpu" in found.devices and found.device_names["cpu"] == CPU.device_kind
     details = found.details
@@ -377,23 +377,23 @@ def test_backends_that_fail_to_start_are_reported_not_raised(monkeypatch):
         raise RuntimeError("Unable to initialize backend 'cuda'")
 
     monkeypatch.setattr(adapter.jax.extend.backend, "backends", fail)
-    found = adapter.backend().availability()
+    found = entry.backend().availability()
     assert found.installed and found.devices == ()
     assert found.reason == "JAX could not start its backends: Unable to initialize backend 'cuda'"
     assert found.details["jaxlib"] == adapter.jaxlib.__version__
     with pytest.raises(CaseSkipped, match=r"^JAX could not start its backends: Unable to initialize"):
-        adapter.backend().build(case("cnn"))
+        entry.backend().build(case("cnn"))
 
 
 def test_a_training_sync_waits_for_the_new_state_as_well_as_the_loss(monkeypatch):
-    session = adapter.backend().build(case("cnn"))
+    session = entry.backend().build(case("cnn"))
     waited = []
     monkeypatch.setattr(adapter.jax, "block_until_ready", lambda tree: waited.append(tree) or tree)
     loss = session.step()
     session.sync(loss)
     ((state, handle),) = waited
     assert handle is loss and state is session._state
-    infer = adapter.backend().build(case("cnn", "infer"))
+    infer = entry.backend().build(case("cnn", "infer"))
     outputs = infer.step()
     infer.sync(outputs)
     assert waited[-1] is outputs  # inference waits on its outputs alone: there is no new state

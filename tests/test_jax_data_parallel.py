@@ -16,13 +16,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from tribench.backends.jax import launch
+from tribench.backends.jax.launch import Coordinator, coordinator, worker_env
+from tribench.harness.distributed import free_port
 
-from backends.jax import launch
-from backends.jax.launch import Coordinator, coordinator, worker_env
-from harness.distributed import free_port
-from harness.errors import InvalidValue
-from harness.spec import CaseSpec
 from tests.helpers import ROOT
+from tribench.core.errors import InvalidValue
+from tribench.core.spec import CaseSpec
 
 FLAG = "--xla_force_host_platform_device_count"
 TINY_CNN_PARAMS = 93_322
@@ -58,7 +58,7 @@ def test_worker_env_is_empty_for_one_device_or_an_accelerator():
 
 
 def test_launch_module_does_not_import_jax():
-    code = ("import sys; import backends.jax.launch; "
+    code = ("import sys; import tribench.backends.jax.launch; "
             "print(sorted(m for m in ('jax', 'jaxlib', 'flax', 'optax') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -92,7 +92,7 @@ def test_coordinator_refuses_missing_or_inconsistent_variables(change, message):
 
 
 def test_shortage_reason_names_the_process_that_lacks_devices():
-    parallel = pytest.importorskip("backends.jax.parallel")   # imports jax; no device is used
+    parallel = pytest.importorskip("tribench.backends.jax.parallel")   # imports jax; no device is used
     assert parallel.shortage_reason("gpu", 2, {0: 2, 1: 2}, 2) is None
     assert parallel.shortage_reason("gpu", 2, {0: 2, 1: 1}, 2) == (
         "only 1 gpu devices visible to JAX in process 1 of 2, the case asks for 2 per process")
@@ -106,13 +106,14 @@ needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="
 TWO_DEVICES = r"""
 import json, sys
 import jax, numpy as np
-from backends.base import CaseSkipped
-from backends.jax import adapter
-from backends.jax.devices import DeviceFacts
-from harness import worker
-from harness.spec import CaseSpec
-from harness.timing import TimingConfig
-from suites import workloads
+from tribench.backends.base import CaseSkipped
+from tribench.backends.jax import adapter
+from tribench.backends.jax import backend as entry
+from tribench.backends.jax.devices import DeviceFacts
+from tribench.harness import worker
+from tribench.core.spec import CaseSpec
+from tribench.harness.timing import TimingConfig
+from tribench.suites import workloads
 
 def case(workload, mode, **fields):
     return CaseSpec(**{"backend": "jax", "workload": workload, "size": "tiny", "mode": mode, "batch_size": 4,
@@ -127,7 +128,7 @@ def max_diff(left, right):
 
 CPU_FACTS = DeviceFacts(platform="cpu")
 out = {"devices": [str(device) for device in jax.devices()]}
-backend = adapter.backend()
+backend = entry.backend()
 
 # Training, compiled: the sharded step against the one-device step on the same 8 samples.
 train = backend.build(case("cnn", "train"))
@@ -199,15 +200,16 @@ with open(sys.argv[1], "w") as handle:
 
 TWO_HOSTS = r"""
 import json, sys
-from backends.jax import adapter
-from harness import worker
-from harness.spec import CaseSpec
-from harness.timing import TimingConfig
+from tribench.backends.jax import adapter
+from tribench.backends.jax import backend as entry
+from tribench.harness import worker
+from tribench.core.spec import CaseSpec
+from tribench.harness.timing import TimingConfig
 
 def case(mode):
     return CaseSpec("jax", "cnn", "tiny", mode, 4, compile="compiled", nodes=2)
 
-session = adapter.backend().build(case("train"))
+session = entry.backend().build(case("train"))
 import jax
 losses = []
 with session.distributed_scope():

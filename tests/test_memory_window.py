@@ -2,10 +2,10 @@
 compile step, host and device alike, and the growth over that start is reported beside the lifetime peak."""
 
 import pytest
+from tribench.harness.probes import memory
+from tribench.harness.results import load_run
+from tribench.harness.timing import TimingConfig, measure
 
-from harness.probes import memory
-from harness.results import load_run
-from harness.timing import TimingConfig, measure
 from tests.fakes import FakeClock, FakeSession
 from tests.helpers import tribench
 
@@ -44,7 +44,7 @@ def test_a_refused_reset_makes_both_window_readings_unavailable_with_the_reason(
 
 
 def test_jax_cannot_reset_its_peak_and_says_which_span_its_peak_covers():
-    from backends.jax.adapter import growth_reading, peak_memory_reading
+    from tribench.backends.jax.adapter import growth_reading, peak_memory_reading
 
     start = {"bytes_in_use": 100, "peak_bytes_in_use": 400}
     rose = {"bytes_in_use": 120, "peak_bytes_in_use": 700}
@@ -62,7 +62,7 @@ def test_jax_cannot_reset_its_peak_and_says_which_span_its_peak_covers():
 
 def test_torch_restarts_the_cuda_peaks_at_the_mark_and_reports_the_growth(monkeypatch):
     torch = pytest.importorskip("torch")
-    from backends.torch.adapter import TorchSession
+    from tribench.backends.torch.adapter import TorchSession
 
     state = {"allocated": 300, "peak": 900, "reserved": 1000, "calls": []}
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: state["calls"].append("sync"))
@@ -83,7 +83,7 @@ def test_torch_restarts_the_cuda_peaks_at_the_mark_and_reports_the_growth(monkey
 
 def test_tensorflow_growth_is_the_peak_over_what_was_in_use_at_the_mark():
     pytest.importorskip("tensorflow")
-    from backends.tensorflow.devices import growth_reading
+    from tribench.backends.tensorflow.devices import growth_reading
 
     assert growth_reading("gpu", 900, 300).value == 600
     assert growth_reading("gpu", 900, None).reason == "the window was never marked"
@@ -108,7 +108,7 @@ def test_every_framework_reports_the_lifetime_peak_and_the_growth_after_compile(
 
 def test_tensorflow_data_parallel_restarts_every_replica_devices_peak_at_the_mark(monkeypatch):
     tf = pytest.importorskip("tensorflow")
-    from backends.tensorflow.parallel import DataParallelSession
+    from tribench.backends.tensorflow.parallel import DataParallelSession
 
     reset = []
     monkeypatch.setattr(tf.config.experimental, "reset_memory_stats", reset.append)

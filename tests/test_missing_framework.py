@@ -1,8 +1,8 @@
 """A machine without a framework: listed as missing, its cases skipped, the others still run."""
 
 import pytest
+from tribench.harness.results import load_run
 
-from harness.results import load_run
 from tests.helpers import ROOT, tribench
 
 HIDE_FOLDER = ROOT / "tests" / "hide_frameworks"

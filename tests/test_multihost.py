@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from tribench.harness.cluster import PORT_SPAN, Cluster, resolve
+from tribench.harness.distributed import free_port, rank_env
 
-from harness.cluster import PORT_SPAN, Cluster, resolve
-from harness.distributed import free_port, rank_env
-from harness.errors import InvalidValue
-from harness.spec import CaseSpec
 from tests.helpers import ROOT, tribench
+from tribench.core.errors import InvalidValue
+from tribench.core.spec import CaseSpec
 
 HOST_ARGS = ("--backend", "torch", "--workload", "cnn", "--mode", "train,infer", "--size", "tiny", "--batch", "4",
              "--min-steps", "5", "--min-time", "0.1", "--max-time", "0.3", "--no-energy", "--idle-baseline", "0",
@@ -87,7 +87,7 @@ def two_hosts(tmp_path_factory) -> tuple[Path, Path]:
     """One multi-host run on localhost: two `tribench run` processes, node ranks 0 and 1, meeting over gloo."""
     folder = tmp_path_factory.mktemp("hosts")
     port = str(free_port())
-    commands = [[sys.executable, "-m", "harness.cli", "run", *HOST_ARGS, "--master-port", port, "--node-rank",
+    commands = [[sys.executable, "-m", "tribench", "run", *HOST_ARGS, "--master-port", port, "--node-rank",
                  str(rank), "--output", str(folder / f"node{rank}.json")] for rank in (0, 1)]
     hosts = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
              for command in commands]
@@ -180,8 +180,8 @@ def test_merge_fails_a_case_one_host_lacks_and_refuses_files_that_do_not_belong_
 
 
 def _launches(tmp_path, planned, name: str) -> list[tuple[str, int]]:
-    from harness.results import RunFile
-    from harness.runner import RunOptions, execute
+    from tribench.harness.results import RunFile
+    from tribench.harness.runner import RunOptions, execute
 
     seen: list[tuple[str, int]] = []
 
@@ -196,8 +196,8 @@ def _launches(tmp_path, planned, name: str) -> list[tuple[str, int]]:
 def test_hosts_number_a_case_alike_even_when_one_host_skips_another_case(tmp_path):
     """A case's launch number (its rendezvous port) is its place in the plan: a case skipped on one host only
     must not shift the numbers, and so the ports, of every case after it."""
-    from harness.ab import with_envs
-    from harness.planner import PlannedCase
+    from tribench.harness.ab import with_envs
+    from tribench.harness.planner import PlannedCase
 
     specs = with_envs([CaseSpec("torch", w, "tiny", "train", 4, devices=2) for w in ("cnn", "rnn", "transformer")],
                       ["A", "B"])
@@ -234,13 +234,13 @@ def test_merge_refuses_a_merged_file_and_its_own_inputs_and_a_host_bringing_othe
 
 
 def _flops_per_sample(spec: dict) -> float:
-    from suites import workloads
+    from tribench.suites import workloads
 
     return workloads.get(spec["workload"]).flops_per_step(spec["size"], spec["mode"], 1)
 
 
 def test_data_parallel_flops_are_shared_over_the_physical_devices_present(two_hosts, tmp_path):
-    from harness.distributed import data_parallel_efficiency
+    from tribench.harness.distributed_metrics import data_parallel_efficiency
 
     merged_path = tmp_path / "merged.json"
     assert tribench("merge", str(two_hosts[0]), str(two_hosts[1]), "-o", str(merged_path)).returncode == 0
@@ -265,7 +265,7 @@ def test_data_parallel_flops_are_shared_over_the_physical_devices_present(two_ho
 def test_launch_style_is_the_one_recorded_not_guessed_from_the_ranks():
     """A merged JAX/TF run of one device per host has one rank per process, like torch: the launch stays
     what the harness recorded when it started the processes."""
-    from harness.distributed import global_metrics
+    from tribench.harness.distributed_metrics import global_metrics
 
     spec = CaseSpec("jax", "cnn", "tiny", "train", 4, devices=1, nodes=2)
     host = [{"node_rank": node, "replica_devices": ["cpu:0"], "timing": {"samples_s": [0.5, 0.25, 0.5]}}

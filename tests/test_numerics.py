@@ -9,10 +9,10 @@ import subprocess
 import sys
 
 import pytest
+from tribench.harness.efficiency import reference_precision
+from tribench.harness.numerics import gpu_numerics, host_numerics
+from tribench.harness.results import load_run
 
-from harness.numerics import gpu_numerics, host_numerics
-from harness.results import load_run
-from reports.efficiency import reference_precision
 from tests.helpers import ROOT, tribench
 
 NOT_HERE = "tf32 is an NVIDIA tensor-core mode (CUDA compute capability >= 8.0); not applicable to cpu"
@@ -28,7 +28,7 @@ def _in_fresh_python(code: str) -> dict:
 def test_torch_sets_tf32_for_matmuls_and_convolutions_only_for_tf32_cases_on_cuda():
     result = _in_fresh_python(
         "import json, torch\n"
-        "from backends.torch.adapter import apply_numerics\n"
+        "from tribench.backends.torch.adapter import apply_numerics\n"
         "torch.backends.cudnn.allow_tf32 = True  # torch's own default for convolutions\n"
         "fp32 = apply_numerics('fp32', 'cuda')\n"
         "after_fp32 = [torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32]\n"
@@ -47,7 +47,7 @@ def test_torch_sets_tf32_for_matmuls_and_convolutions_only_for_tf32_cases_on_cud
 def test_tensorflow_turns_its_default_tf32_off_for_fp32_on_a_gpu():
     result = _in_fresh_python(
         "import json, tensorflow as tf\n"
-        "from backends.tensorflow.adapter import apply_numerics\n"
+        "from tribench.backends.tensorflow.adapter import apply_numerics\n"
         "enabled = tf.config.experimental.tensor_float_32_execution_enabled\n"
         "default = enabled()\n"
         "fp32 = apply_numerics('fp32', 'gpu'); after_fp32 = enabled()\n"
@@ -63,7 +63,7 @@ def test_tensorflow_turns_its_default_tf32_off_for_fp32_on_a_gpu():
 def test_jax_sets_float32_matmul_precision_for_fp32_on_a_gpu():
     result = _in_fresh_python(
         "import json, jax\n"
-        "from backends.jax.adapter import apply_numerics\n"
+        "from tribench.backends.jax.adapter import apply_numerics\n"
         "default = jax.config.jax_default_matmul_precision\n"
         "fp32 = apply_numerics('fp32', 'gpu'); after_fp32 = jax.config.jax_default_matmul_precision\n"
         "tf32 = apply_numerics('tf32', 'gpu'); after_tf32 = jax.config.jax_default_matmul_precision\n"
@@ -77,9 +77,9 @@ def test_jax_sets_float32_matmul_precision_for_fp32_on_a_gpu():
 
 
 def test_who_may_run_tf32():
-    from backends.jax import devices as jax_devices
-    from backends.tensorflow import devices as tf_devices
-    from backends.torch import devices as torch_devices
+    from tribench.backends.jax import devices as jax_devices
+    from tribench.backends.tensorflow import devices as tf_devices
+    from tribench.backends.torch import devices as torch_devices
 
     assert torch_devices.precision_skip_reason("tf32", torch_devices.DeviceFacts("cpu")) == NOT_HERE
     assert torch_devices.precision_skip_reason("tf32", torch_devices.DeviceFacts(

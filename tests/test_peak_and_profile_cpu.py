@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-import backends
 from tests.helpers import tribench
+from tribench import backends
 
 pytestmark = pytest.mark.slow
 

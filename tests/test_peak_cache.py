@@ -8,10 +8,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from harness import datasheet, environment, peak
-from harness import peak_measure as pm
-from harness.peak_measure import PeakOptions
+from tribench.harness import datasheet, environment, peak
+from tribench.harness import peak_measure as pm
+from tribench.harness.peak_measure import PeakOptions
 
 
 class FakeClock:
@@ -158,8 +157,8 @@ def test_the_machine_fingerprint_ignores_which_frameworks_a_run_used(env):
 
 
 def test_peak_module_lives_beside_the_adapter():
-    assert peak.peak_module("torch") == "backends.torch.peak"
-    assert peak.peak_module("tensorflow") == "backends.tensorflow.peak"
+    assert peak.peak_module("torch") == "tribench.backends.torch.peak"
+    assert peak.peak_module("tensorflow") == "tribench.backends.tensorflow.peak"
 
 
 # ---------------------------------------------------------------- what a run stores

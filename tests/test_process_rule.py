@@ -2,10 +2,11 @@
 
 from pathlib import Path
 
-from harness.planner import PlannedCase
-from harness.results import RunFile
-from harness.runner import RunOptions, execute
-from harness.spec import CaseSpec
+from tribench.harness.planner import PlannedCase
+from tribench.harness.results import RunFile
+from tribench.harness.runner import RunOptions, execute
+
+from tribench.core.spec import CaseSpec
 
 SPEC = CaseSpec("torch", "cnn", "tiny", "infer", 8)
 
@@ -85,7 +86,7 @@ def test_disturbed_processes_are_left_out_only_while_two_undisturbed_ones_remain
 
 
 def test_the_table_flag_says_whether_disturbed_processes_were_left_out_or_kept():
-    from reports.report_format import quality_flags
+    from tribench.reports.report_format import quality_flags
 
     left_out = {"quality": {"processes": 2, "ok_processes": 3, "disturbed": 1, "disturbed_used": 0}}
     kept = {"quality": {"processes": 3, "ok_processes": 3, "disturbed": 2, "disturbed_used": 2,

@@ -5,8 +5,7 @@ import math
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
-
-from harness.process_stats import ACROSS, WITHIN, across_processes, estimate, within_one_process
+from tribench.harness.process_stats import ACROSS, WITHIN, across_processes, estimate, within_one_process
 
 
 def test_the_interval_is_scipys_t_interval_on_log_medians():

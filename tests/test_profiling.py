@@ -12,15 +12,15 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from tribench.backends.jax.profiling import table_from_trace
+from tribench.backends.tensorflow.xplane import table_from_xspace
+from tribench.backends.torch.profiling import _rows as torch_rows
+from tribench.harness import profiling
+from tribench.harness.profiling import OperatorRow, OpEvent, ProfileOptions, ProfileRequest, operator_table
+from tribench.harness.timing import TimingConfig
 
-from backends.jax.profiling import table_from_trace
-from backends.tensorflow.xplane import table_from_xspace
-from backends.torch.profiling import _rows as torch_rows
-from harness import profiling
-from harness.profiling import OperatorRow, OpEvent, ProfileOptions, ProfileRequest, operator_table
-from harness.spec import CaseSpec
-from harness.timing import TimingConfig
 from tests.helpers import ROOT, fake_env, tribench
+from tribench.core.spec import CaseSpec
 
 PROFILED_BACKEND = "fakeprof=tests.fakes.profiled_backend"
 
@@ -210,7 +210,7 @@ def test_a_session_without_profile_or_with_a_failing_one_records_why(tmp_path):
 
 
 def test_the_worker_profiles_after_measurement_and_the_samples_hold_only_timed_steps(tmp_path, monkeypatch):
-    from harness import worker
+    from tribench.harness import worker
 
     monkeypatch.setenv("TRIBENCH_EXTRA_BACKENDS", PROFILED_BACKEND)
     monkeypatch.setenv("FAKE_PROFILE", "ok")
@@ -261,9 +261,10 @@ def test_imports_stay_framework_free():
     import subprocess
     import sys
 
-    code = ("import sys, harness.profiling, harness.peak, harness.peak_measure, harness.datasheet, "
-            "reports.efficiency, reports.traffic, reports.cli_peak, backends.torch.profiling, "
-            "backends.jax.profiling, backends.tensorflow.profiling, backends.tensorflow.xplane\n"
+    code = ("import sys, tribench.harness.profiling, tribench.harness.peak, tribench.harness.peak_measure, "
+            "tribench.harness.datasheet, tribench.harness.efficiency, tribench.harness.traffic, tribench.cli.peak, "
+            "tribench.backends.torch.profiling, tribench.backends.jax.profiling, "
+            "tribench.backends.tensorflow.profiling, tribench.backends.tensorflow.xplane\n"
             "print([m for m in ('torch', 'tensorflow', 'jax', 'pandas', 'plotly') if m in sys.modules])")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

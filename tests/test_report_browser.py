@@ -26,9 +26,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
-from reports import dataset
-from reports.html import render
+from tribench.reports import dataset
+from tribench.reports.html.report import render
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"

@@ -8,11 +8,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from reports import dataset
-from reports.charts import thin
-from reports.energy_reading import ESTIMATE_ONLY, NO_ENERGY, energy_per_sample
-from reports.report_format import ci_text, number, whole
+from tribench.reports import dataset
+from tribench.reports.energy_reading import ESTIMATE_ONLY, NO_ENERGY, energy_per_sample
+from tribench.reports.html.charts import thin
+from tribench.reports.report_format import ci_text, number, whole
 
 DATA = Path(__file__).resolve().parent / "data"
 

@@ -13,11 +13,11 @@ import re
 from pathlib import Path
 
 import pytest
+from tribench.harness.efficiency import NO_PEAKS
+from tribench.reports import dataset
+from tribench.reports.html.charts import CHART_OPERATORS
+from tribench.reports.html.report import render
 
-from reports import dataset
-from reports.charts import CHART_OPERATORS
-from reports.efficiency import NO_PEAKS
-from reports.html import render
 from tests.test_report_browser import RenderedCharts, _chart_keys, _write, browse, console_messages
 from tests.test_report_html import BREAKOUT, SECTIONS, XSS, Page
 
@@ -117,7 +117,7 @@ def test_roofline_chart_places_cases_with_labelled_intensity(page):
         assert trace["marker"]["symbol"] == "circle"
         assert trace["y"] == [cases[case_id]["metrics"]["achieved_flops_per_s"]["value"]]
     assert "arithmetic intensity: XLA cost analysis" in page.section("efficiency")
-    assert "analytic estimate (reports/traffic.py)" in page.section("efficiency")
+    assert "analytic estimate (harness/traffic.py)" in page.section("efficiency")
     assert "4.556 FLOP/B XLA cost analysis memory" in page.section("efficiency")
 
 

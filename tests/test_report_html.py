@@ -13,12 +13,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
-from reports import dataset
-from reports.charts import Chart
-from reports.energy_reading import NO_ENERGY
-from reports.html import default_output, figures_json, render, script_safe_json, write_report
-from reports.sections import Section
+from tribench.reports import dataset
+from tribench.reports.energy_reading import NO_ENERGY
+from tribench.reports.html.blocks import Section
+from tribench.reports.html.charts import Chart
+from tribench.reports.html.report import default_output, figures_json, render, script_safe_json, write_report
 
 DATA = Path(__file__).resolve().parent / "data"
 XSS = "<script>alert(1)</script>"

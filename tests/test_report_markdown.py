@@ -8,8 +8,8 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 from rich.console import Console
-
-from reports import dataset, markdown, terminal
+from tribench.reports import dataset
+from tribench.reports.text import markdown, terminal
 
 DATA = Path(__file__).resolve().parent / "data"
 XSS = "<script>alert(1)</script>"

@@ -13,12 +13,13 @@ import json
 from pathlib import Path
 
 import pytest
+from tribench.harness.distributed_metrics import add_scaling
+from tribench.reports import dataset
+from tribench.reports.html.report import render
+from tribench.reports.html.scaling_section import BASELINE_TEXT, SECTION_ID
+from tribench.reports.report_format import number
+from tribench.reports.text import markdown
 
-from harness.distributed import add_scaling
-from reports import dataset, markdown
-from reports.html import render
-from reports.report_format import number
-from reports.scaling_section import BASELINE_TEXT, SECTION_ID
 from tests.test_report_html import BREAKOUT, MARKDOWN, SECTIONS, XSS, Page
 from tests.test_report_markdown import _to_html
 

@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import pytest
+from tribench.harness.results import load_run
 
-from harness.results import load_run
 from tests.helpers import ROOT, fake_env, pid_alive, tribench, wait_for
 
 FAST = ["--backend", "fake", "--mode", "train", "--min-time", "0.05", "--max-time", "0.2"]
@@ -76,7 +76,7 @@ def test_repeats_are_fresh_processes_and_their_medians_are_kept(tmp_path):
 def test_ctrl_c_mid_suite_keeps_finished_cases_and_kills_the_worker(tmp_path):
     out, pids = tmp_path / "run.json", tmp_path / "pids"
     pids.mkdir()
-    command = [sys.executable, "-m", "harness.cli", "run", "--backend", "fake", "--mode", "train",
+    command = [sys.executable, "-m", "tribench", "run", "--backend", "fake", "--mode", "train",
                "--min-time", "0.05", "--max-time", "30", "--target-ci", "0.000001", "--output", str(out)]
     env = fake_env("rnn=slow", FAKE_PID_FOLDER=str(pids))
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -99,7 +99,7 @@ def test_ctrl_c_mid_suite_keeps_finished_cases_and_kills_the_worker(tmp_path):
 def test_sigterm_ends_a_run_like_ctrl_c(tmp_path):
     out, pids = tmp_path / "run.json", tmp_path / "pids"
     pids.mkdir()
-    command = [sys.executable, "-m", "harness.cli", "run", "--backend", "fake", "--workload", "cnn",
+    command = [sys.executable, "-m", "tribench", "run", "--backend", "fake", "--workload", "cnn",
                "--mode", "train", "--max-time", "30", "--target-ci", "0.000001", "--output", str(out)]
     process = subprocess.Popen(command, cwd=ROOT, env=fake_env("cnn=slow", FAKE_PID_FOLDER=str(pids)),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -7,11 +7,11 @@ import re
 from pathlib import Path
 
 import pytest
+from tribench.harness import env_capture
+from tribench.harness.redaction import REDACTED, credential_value_reason, scrub, secret_name_reason
+from tribench.harness.results import load_run
+from tribench.reports.share_safe import host_placeholder, redact_run
 
-from harness import env_capture
-from harness.redaction import REDACTED, credential_value_reason, scrub, secret_name_reason
-from harness.results import load_run
-from reports.share_safe import host_placeholder, redact_run
 from tests.helpers import ROOT, fake_env, tribench
 
 PLANTED = {

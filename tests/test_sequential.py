@@ -5,16 +5,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tribench.harness.planner import PlannedCase
+from tribench.harness.results import RunFile
+from tribench.harness.runner import RunOptions, execute
+from tribench.harness.sequential import SequentialPlan, decision
+from tribench.reports.regression.compare import (
+    CompareSettings,
+    compare_sides,
+    point_id,
+    sequential_settings,
+    side_from_run,
+)
+from tribench.reports.regression.stats_tests import adjust
 
-from harness.errors import InvalidValue
-from harness.planner import PlannedCase
-from harness.results import RunFile
-from harness.runner import RunOptions, execute
-from harness.sequential import SequentialPlan, decision
-from harness.spec import CaseSpec
-from reports.compare import CompareSettings, compare_sides, point_id, sequential_settings, side_from_run
-from reports.stats_tests import adjust
 from tests.test_process_rule import _process
+from tribench.core.errors import InvalidValue
+from tribench.core.spec import CaseSpec
 
 PLAN = SequentialPlan(threshold=0.05, alpha=0.05, min_pairs=3, max_pairs=30)
 

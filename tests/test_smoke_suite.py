@@ -3,7 +3,8 @@ processes each forked from one server per framework."""
 
 import os
 
-from harness.results import load_run
+from tribench.harness.results import load_run
+
 from tests.helpers import tribench
 
 BACKENDS = ["torch", "tensorflow", "jax"]

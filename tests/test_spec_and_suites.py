@@ -1,12 +1,13 @@
 """Case specs, matrices, suite files and planning."""
 
 import pytest
+from tribench.backends.base import Availability
+from tribench.harness.planner import best_device, plan
+from tribench.suites import Matrix, expand, suite_file
 
-from backends.base import Availability
-from harness.errors import InvalidChoice, InvalidValue, SuiteFileError
-from harness.planner import best_device, plan
-from harness.spec import CaseSpec, parse_batch_size
-from suites import Matrix, expand, suite_file
+from tribench import backends
+from tribench.core.errors import InvalidChoice, InvalidValue, SuiteFileError
+from tribench.core.spec import CaseSpec, parse_batch_size
 
 
 def test_case_id_is_stable_and_readable():
@@ -40,7 +41,7 @@ def test_bad_batch_sizes(text):
 
 
 def test_smoke_suite_is_18_cases_with_backends_side_by_side():
-    specs = expand(suite_file.load("smoke"))
+    specs = expand(suite_file.load("smoke"), backends.names())
     assert len(specs) == 18
     assert [s.backend for s in specs[:3]] == ["torch", "tensorflow", "jax"]
     assert {(s.workload, s.size, s.mode, s.batch_size, s.precision, s.compile, s.device) for s in specs[:3]} == {
@@ -50,14 +51,14 @@ def test_smoke_suite_is_18_cases_with_backends_side_by_side():
 
 def test_cli_flags_override_suite_axes():
     matrix = suite_file.load("smoke").override(backends=["torch"], batch_sizes=["8", "16"], modes=[])
-    specs = expand(matrix)
+    specs = expand(matrix, backends.names())
     assert len(specs) == 3 * 2 * 2
     assert {s.batch_size for s in specs} == {8, 16}
     assert {s.backend for s in specs} == {"torch"}
 
 
 def test_duplicate_values_do_not_duplicate_cases():
-    assert len(expand(Matrix(backends=("torch", "torch"), workloads=("cnn",), modes=("train",)))) == 1
+    assert len(expand(Matrix(backends=("torch", "torch"), workloads=("cnn",), modes=("train",)), backends.names())) == 1
 
 
 def write(tmp_path, text):
@@ -68,7 +69,7 @@ def write(tmp_path, text):
 
 def test_a_suite_file_from_a_path(tmp_path):
     path = write(tmp_path, 'backends = "torch"\nworkloads = ["rnn"]\nbatch_sizes = [4, 8]\nmodes = ["infer"]\n')
-    assert [s.id for s in expand(suite_file.load(path))] == [
+    assert [s.id for s in expand(suite_file.load(path), backends.names())] == [
         "torch/rnn-tiny/infer/bs4/fp32/native/auto", "torch/rnn-tiny/infer/bs8/fp32/native/auto"]
 
 
@@ -96,7 +97,7 @@ def test_unknown_suite_name():
 
 def test_unknown_backend_lists_the_valid_ones():
     with pytest.raises(InvalidChoice, match="valid choices: torch, tensorflow, jax"):
-        expand(Matrix(backends=("mxnet",), workloads=("cnn",)))
+        expand(Matrix(backends=("mxnet",), workloads=("cnn",)), backends.names())
 
 
 def available(*devices, installed=True, reason=None):

@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
-
-from harness.stats import _median_ci_rank, median_ci, percentile, summarize
+from tribench.harness.stats import _median_ci_rank, median_ci, percentile, summarize
 
 
 @pytest.mark.parametrize("n", [7, 50, 101])

@@ -5,15 +5,15 @@ import math
 import statistics
 
 import pytest
+from tribench.harness.aggregate import case_metrics
+from tribench.harness.process_stats import across_processes
+from tribench.harness.timing import TimingConfig, measure
+from tribench.reports.regression.compare import compare_sides, side_from_run
 
-from harness.aggregate import case_metrics
-from harness.errors import InvalidValue
-from harness.process_stats import across_processes
-from harness.spec import CaseSpec
-from harness.timing import TimingConfig, measure
-from reports.compare import compare_sides, side_from_run
 from tests import runfile_builder as rb
 from tests.fakes import FakeClock, FakeSession, QueuedDeviceSession
+from tribench.core.errors import InvalidValue
+from tribench.core.spec import CaseSpec
 
 T = 1 / 1024  # dyadic: sums are exact
 
@@ -116,7 +116,7 @@ def test_mfu_uses_the_sustained_figure():
     env = environment_with(entry("torch", "cpu", "AMD EPYC", 1e12))
     repeats = [sustained_repeat([0.010] * 20, [10], [0.05], i) for i in range(3)]
     metrics = case_metrics(SPEC, repeats, env)
-    from suites import workloads
+    from tribench.suites import workloads
 
     flops = workloads.get("cnn").flops_per_step("tiny", "train", 32)
     assert metrics["achieved_flops_per_s"]["value"] == pytest.approx(flops / 0.005, rel=1e-9)

@@ -23,11 +23,12 @@ pytest.importorskip("keras")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow.python.framework import ops as tf_ops  # noqa: E402
+from tribench.backends.base import CaseSkipped  # noqa: E402
+from tribench.backends.tensorflow import adapter, devices, fast_paths, models  # noqa: E402
+from tribench.backends.tensorflow import backend as entry  # noqa: E402
+from tribench.suites import workloads  # noqa: E402
 
-from backends.base import CaseSkipped  # noqa: E402
-from backends.tensorflow import adapter, devices, fast_paths, models  # noqa: E402
-from harness.spec import CaseSpec  # noqa: E402
-from suites import workloads  # noqa: E402
+from tribench.core.spec import CaseSpec  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKLOADS = ("cnn", "rnn", "transformer")
@@ -59,7 +60,7 @@ def losses(session, steps: int) -> list[float]:
 
 @pytest.fixture(scope="module")
 def backend():
-    return adapter.backend()
+    return entry.backend()
 
 
 # ---------------------------------------------------------------- parameters
@@ -397,10 +398,10 @@ def test_keras_backend_variable_is_set_or_refused():
 def test_importing_with_another_keras_backend_refuses_before_tensorflow_loads():
     code = (
         "import sys\n"
-        "import backends.tensorflow\n"
+        "import tribench.backends.tensorflow\n"
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
         "try:\n"
-        "    import backends.tensorflow.adapter\n"
+        "    import tribench.backends.tensorflow.adapter\n"
         "except Exception as exc:\n"
         "    print(type(exc).__name__, 'tensorflow' in sys.modules, 'keras' in sys.modules)\n"
     )

@@ -24,11 +24,13 @@ import pytest
 pytest.importorskip("tensorflow")
 pytest.importorskip("keras")
 
-from backends.base import CaseSkipped  # noqa: E402
-from backends.tensorflow import adapter, cluster, devices, parallel  # noqa: E402
-from harness.errors import InvalidValue  # noqa: E402
-from harness.spec import CaseSpec  # noqa: E402
+from tribench.backends.base import CaseSkipped  # noqa: E402
+from tribench.backends.tensorflow import adapter, cluster, devices, parallel  # noqa: E402
+from tribench.backends.tensorflow import backend as entry  # noqa: E402
+
 from tests.helpers import ROOT  # noqa: E402
+from tribench.core.errors import InvalidValue  # noqa: E402
+from tribench.core.spec import CaseSpec  # noqa: E402
 
 TINY_CNN_PARAMS = 93_322
 PROCESS_TIMEOUT_S = 240
@@ -37,11 +39,12 @@ CLUSTER_VARS = ("TF_CONFIG", "SLURM_JOB_ID", "TRIBENCH_NODES", "TRIBENCH_NODE_RA
 PRELUDE = """
 import json
 import numpy as np
-from backends.base import CaseSkipped
-from backends.tensorflow import adapter
-from harness.spec import CaseSpec
+from tribench.backends.base import CaseSkipped
+from tribench.backends.tensorflow import adapter
+from tribench.backends.tensorflow import backend as entry
+from tribench.core.spec import CaseSpec
 
-backend = adapter.backend()
+backend = entry.backend()
 
 def case(**changes):
     fields = dict(backend="tensorflow", workload="cnn", size="tiny", mode="train", batch_size=4,
@@ -73,7 +76,7 @@ def conv_devices(session):
 SINGLE_HOST = PRELUDE + """
 import keras
 import tensorflow as tf
-from suites import workloads
+from tribench.suites import workloads
 
 out = {}
 dp = backend.build(case(devices=2))   # first: it splits the CPU before anything starts the runtime
@@ -127,10 +130,10 @@ print(json.dumps(out))
 # the harness's own worker function builds and times the session (no TF runtime started before build)
 WORKER_PATH = """
 import json
-from harness.probes.energy import EnergySettings
-from harness.spec import CaseSpec
-from harness.timing import TimingConfig
-from harness.worker import run_case
+from tribench.harness.probes.energy import EnergySettings
+from tribench.core.spec import CaseSpec
+from tribench.harness.timing import TimingConfig
+from tribench.harness.worker import run_case
 
 spec = CaseSpec("tensorflow", "cnn", "tiny", "train", 4, "fp32", "native", "cpu", devices=2)
 timing = TimingConfig(min_steps=5, min_time_s=0.1, max_time_s=0.3, max_warmup_steps=3, max_warmup_time_s=0.3)
@@ -141,7 +144,7 @@ print(json.dumps({"status": result["status"], "param_count": result["param_count
 
 # fp16: this CPU's instruction rule aside (it refuses fp16 here), the loss scaling runs under the strategy
 FP16 = """
-from backends.tensorflow import devices
+from tribench.backends.tensorflow import devices
 devices.precision_problem = lambda *args, **kwargs: None
 """ + PRELUDE + """
 import keras
@@ -337,12 +340,12 @@ def test_build_refuses_what_cannot_run(changes, reason):
     fields = {"backend": "tensorflow", "workload": "cnn", "size": "tiny", "mode": "train", "batch_size": 4,
               "precision": "fp32", "compile": "native", "device": "cpu", "devices": 2, **changes}
     with pytest.raises(CaseSkipped) as skipped:
-        adapter.backend().build(CaseSpec(**fields))
+        entry.backend().build(CaseSpec(**fields))
     assert str(skipped.value) == reason
 
 
 def test_backend_declares_data_parallel():
-    assert adapter.backend().data_parallel is True
+    assert entry.backend().data_parallel is True
 
 
 def test_parallel_problem():

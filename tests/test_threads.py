@@ -8,11 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from harness.errors import InvalidValue
-from harness.probes.sampler import PeriodicSampler
-from harness.results import load_run
-from harness.threads import (
+from tribench.harness.probes.sampler import PeriodicSampler
+from tribench.harness.results import load_run
+from tribench.harness.threads import (
     CpuQuota,
     ThreadPolicy,
     cpu_list,
@@ -22,7 +20,9 @@ from harness.threads import (
     read_quota,
     set_probe_cpus,
 )
+
 from tests.helpers import ROOT, fake_env, tribench, wait_for
+from tribench.core.errors import InvalidValue
 
 # --------------------------------------------------------------------------- the rule
 
@@ -150,7 +150,7 @@ def test_a_probe_thread_pins_itself_to_the_kept_cpu_and_leaves_the_main_thread_a
 
 def test_the_parent_pins_every_one_of_its_threads():
     code = ("import os, threading, time\n"
-            "from harness.threads import pin_every_thread\n"
+            "from tribench.harness.threads import pin_every_thread\n"
             "stop = threading.Event(); t = threading.Thread(target=stop.wait); t.start()\n"
             "cpu = max(os.sched_getaffinity(0))\n"
             "print(pin_every_thread((cpu,)))\n"

@@ -12,12 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from tribench.backends.base import CaseSkipped
+from tribench.backends.torch import devices
+from tribench.backends.torch.devices import DeviceFacts
+from tribench.suites import workloads
 
-from backends.base import CaseSkipped
-from backends.torch import devices
-from backends.torch.devices import DeviceFacts
-from harness.spec import CaseSpec
-from suites import workloads
+from tribench.core.spec import CaseSpec
 
 torch = pytest.importorskip("torch")
 
@@ -25,8 +25,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-
-from backends.torch import adapter, fast_paths, models  # noqa: E402
+from tribench.backends.torch import adapter, fast_paths, models  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CPU = torch.device("cpu")
@@ -214,7 +213,7 @@ def test_the_cpu_lstm_runs_on_onednn_as_recorded():
 
 
 def test_importing_the_package_does_not_import_torch():
-    code = "import sys, backends.torch, backends.torch.devices; print('torch' in sys.modules)"
+    code = "import sys, tribench.backends.torch, tribench.backends.torch.devices; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -52,22 +52,18 @@ import jax.extend.backend
 import jax.numpy as jnp
 import jaxlib
 import optax
-
-from backends.base import Availability, CaseSkipped, MemoryReading
-from backends.jax import fast_paths
-from backends.jax.devices import (
+from tribench.backends.base import Availability, CaseSkipped, MemoryReading
+from tribench.backends.jax import fast_paths
+from tribench.backends.jax.devices import (
     JAX_DEVICES,
     DeviceFacts,
     device_skip_reason,
     precision_skip_reason,
 )
-from backends.jax.models import build_model, input_shape, takes_tokens
-from harness import cpuinfo, numerics
-from harness.probes.memory import AFTER_COMPILE, LIFETIME
-from harness.readings import Reading
-from harness.spec import CaseSpec
-from suites import workloads
-from suites.workloads import (
+from tribench.backends.jax.models import build_model, input_shape, takes_tokens
+from tribench.harness import cpuinfo, numerics
+from tribench.harness.probes.memory import AFTER_COMPILE, LIFETIME
+from tribench.suites.workloads import (
     LEARNING_RATE,
     SEED,
     Architecture,
@@ -77,6 +73,9 @@ from suites.workloads import (
     ResNetSpec,
     TransformerSpec,
 )
+
+from tribench.core.readings import Reading
+from tribench.core.spec import CaseSpec
 
 NAME = "jax"
 PREALLOCATE_ENV = "XLA_PYTHON_CLIENT_PREALLOCATE"
@@ -407,7 +406,7 @@ class JaxSession:
 
     def profile(self, steps: int, folder: Path) -> dict:
         """Optional protocol method: trace ``steps`` steps with jax.profiler (backends.jax.profiling)."""
-        from backends.jax import profiling
+        from tribench.backends.jax import profiling
 
         return profiling.profile(self, steps, folder)
 
@@ -461,38 +460,23 @@ def build_session(spec: Architecture, case: CaseSpec, device: jax.Device, facts:
     return session
 
 
-class JaxBackend:
-    name = NAME
-    data_parallel = True    # --devices N>1 / --nodes M>1: one process drives its devices (backends.jax.parallel)
+def apply_threads(intra_op: int, inter_op: int) -> dict[str, Any]:
+    """XLA:CPU has no thread-count API: it sizes its pool from the CPU set the worker was pinned to."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"how": "no API: XLA:CPU sizes its intra-op pool from the process's CPU set", "intra_op": cpus,
+            "inter_op": None, "inter_op_note": "XLA:CPU schedules a program's independent ops itself"}
 
-    def availability(self) -> Availability:
-        return availability()
 
-    def apply_threads(self, intra_op: int, inter_op: int) -> dict[str, Any]:
-        """XLA:CPU has no thread-count API: it sizes its pool from the CPU set the worker was pinned to."""
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        return {"how": "no API: XLA:CPU sizes its intra-op pool from the process's CPU set", "intra_op": cpus,
-                "inter_op": None, "inter_op_note": "XLA:CPU schedules a program's independent ops itself"}
-
-    def build(self, case: CaseSpec) -> JaxSession:
-        """The session for ``case``; CaseSkipped when the device or precision is not available here."""
-        spec = workloads.get(case.workload).architecture(case.size)
-        if case.compile not in COMPILE_MODES:
-            raise CaseSkipped(f"unknown compile mode {case.compile!r} for JAX; it runs {', '.join(COMPILE_MODES)}")
-        if case.devices > 1 or case.nodes > 1:
-            # Imported here, and first: parallel.build must initialise jax.distributed before any jax use.
-            from backends.jax import parallel
-
-            apply_numerics(case.precision, case.device)  # a config value: sets no device up
-            return parallel.build(spec, case)
-        device, facts = select_device(case.device)
-        reason = precision_skip_reason(case.precision, facts)
-        if reason:
-            raise CaseSkipped(reason)
-        numeric = apply_numerics(case.precision, case.device)  # before the step is traced
-        session = build_session(spec, case, device, facts)
-        session.info["numerics"] = numeric
-        return session
+def build_single(spec: Architecture, case: CaseSpec) -> JaxSession:
+    """The session of a case on one device; CaseSkipped when the device or precision is not available here."""
+    device, facts = select_device(case.device)
+    reason = precision_skip_reason(case.precision, facts)
+    if reason:
+        raise CaseSkipped(reason)
+    numeric = apply_numerics(case.precision, case.device)  # before the step is traced
+    session = build_session(spec, case, device, facts)
+    session.info["numerics"] = numeric
+    return session
 
 
 def apply_numerics(precision: str, device: str) -> dict[str, str]:
@@ -503,7 +487,3 @@ def apply_numerics(precision: str, device: str) -> dict[str, str]:
     value = "tensorfloat32" if numerics.uses_tf32(precision) else "float32"
     jax.config.update("jax_default_matmul_precision", value)
     return numerics.gpu_numerics(precision, f"jax.config.update('jax_default_matmul_precision', {value!r})")
-
-
-def backend() -> JaxBackend:
-    return JaxBackend()

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from harness import cpuinfo, numerics
+from tribench.harness import cpuinfo, numerics
 
 JAX_DEVICES = ("cpu", "gpu", "tpu")
 

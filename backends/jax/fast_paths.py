@@ -26,8 +26,7 @@ from functools import partial
 from typing import Any
 
 import jax
-
-from backends.jax.devices import DeviceFacts
+from tribench.backends.jax.devices import DeviceFacts
 
 CUDNN_ATTENTION_DTYPES = ("bf16", "fp16")
 ATTENTION_RULE = ("jax.nn.dot_product_attention: implementation='cudnn' on NVIDIA GPUs in bf16/fp16 when JAX "

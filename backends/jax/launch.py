@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from harness.errors import InvalidValue
-from harness.spec import CaseSpec
+from tribench.core.errors import InvalidValue
+from tribench.core.spec import CaseSpec
 
 XLA_FLAGS = "XLA_FLAGS"
 FORCE_DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"

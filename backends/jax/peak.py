@@ -20,11 +20,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-
-from backends.base import CaseSkipped
-from backends.jax.adapter import select_device
-from backends.jax.devices import DeviceFacts, precision_skip_reason
-from harness import peak_measure as pm
+from tribench.backends.base import CaseSkipped
+from tribench.backends.jax.adapter import select_device
+from tribench.backends.jax.devices import DeviceFacts, precision_skip_reason
+from tribench.harness import peak_measure as pm
 
 NAME = "jax"
 DTYPES = {"fp32": jnp.float32, "tf32": jnp.float32, "bf16": jnp.bfloat16, "fp16": jnp.float16}

@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.profiling import STEP_ANNOTATION, OpEvent, load_chrome_trace, newest, operator_table
+from tribench.harness.profiling import STEP_ANNOTATION, OpEvent, load_chrome_trace, newest, operator_table
 
 US = 1e-6
 XLA_OPS_LINE = "XLA Ops"

@@ -38,21 +38,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from backends.tensorflow.devices import require_keras_on_tensorflow
+from tribench.backends.tensorflow.devices import require_keras_on_tensorflow
 
 require_keras_on_tensorflow(os.environ)  # before TensorFlow imports Keras
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
-
-from backends.base import Availability, CaseSkipped, MemoryReading  # noqa: E402
-from backends.tensorflow import devices, fast_paths  # noqa: E402
-from backends.tensorflow.models import build_model, input_signature  # noqa: E402
-from harness import cpuinfo, numerics  # noqa: E402
-from harness.probes.memory import AFTER_COMPILE  # noqa: E402
-from harness.spec import CaseSpec  # noqa: E402
-from suites import workloads  # noqa: E402
-from suites.workloads import (  # noqa: E402
+from tribench.backends.base import Availability, CaseSkipped, MemoryReading  # noqa: E402
+from tribench.backends.tensorflow import devices, fast_paths  # noqa: E402
+from tribench.backends.tensorflow.models import build_model, input_signature  # noqa: E402
+from tribench.harness import cpuinfo, numerics  # noqa: E402
+from tribench.harness.probes.memory import AFTER_COMPILE  # noqa: E402
+from tribench.suites.workloads import (  # noqa: E402
     LEARNING_RATE,
     SEED,
     Architecture,
@@ -62,6 +59,8 @@ from suites.workloads import (  # noqa: E402
     ResNetSpec,
     TransformerSpec,
 )
+
+from tribench.core.spec import CaseSpec  # noqa: E402
 
 NAME = "tensorflow"
 INSTALL_HINT = "pip install -e '.[tensorflow]'"
@@ -358,7 +357,7 @@ class TensorFlowSession:
 
     def profile(self, steps: int, folder: Path) -> dict:
         """Optional protocol method: trace ``steps`` steps with tf.profiler (backends.tensorflow.profiling)."""
-        from backends.tensorflow import profiling
+        from tribench.backends.tensorflow import profiling
 
         return profiling.profile(self, steps, folder)
 
@@ -372,104 +371,80 @@ def _reset_memory_stats(kind: str) -> None:
 # ---------------------------------------------------------------- backend
 
 
-class TensorFlowBackend:
-    name = NAME
-    data_parallel = True   # --devices N / --nodes M: one worker process per host (backends.tensorflow.parallel)
+def apply_threads(intra_op: int, inter_op: int) -> dict[str, Any]:
+    """TensorFlow's intra- and inter-op pools: settable only before the runtime starts (the worker's first act)."""
+    record: dict[str, Any] = {"how": "tf.config.threading.set_intra_op_parallelism_threads, "
+                                     "set_inter_op_parallelism_threads"}
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+    except RuntimeError as error:  # the runtime already started: its own counts stand, and are reported
+        record["error"] = str(error)
+    return {**record, "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
 
-    def availability(self) -> Availability:
-        return availability()
 
-    def apply_threads(self, intra_op: int, inter_op: int) -> dict[str, Any]:
-        """TensorFlow's intra- and inter-op pools: settable only before the runtime starts (the worker's first act)."""
-        record: dict[str, Any] = {"how": "tf.config.threading.set_intra_op_parallelism_threads, "
-                                         "set_inter_op_parallelism_threads"}
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(intra_op)
-            tf.config.threading.set_inter_op_parallelism_threads(inter_op)
-        except RuntimeError as error:  # the runtime already started: its own counts stand, and are reported
-            record["error"] = str(error)
-        return {**record, "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-                "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
-
-    def build(self, case: CaseSpec) -> TensorFlowSession:
-        memory_growth = enable_memory_growth()     # first: only possible before the runtime starts
-        spec = workloads.get(case.workload).architecture(case.size)
-        if case.total_devices > 1:
-            return self._build_parallel(case, spec, memory_growth)
-        strategy = self._check(case)
-        replicas = strategy.num_replicas_in_sync if strategy else 1
-        batch = devices.per_replica_batch(case.batch_size, replicas)
-        xla = case.compile == "compiled"
-        device = devices.TF_DEVICES[case.device]
-        numeric = apply_numerics(case.precision, case.device)  # before any op: TF32 on or off
-        with strategy.scope() if strategy else tf.device(device), \
-                dtype_policy(devices.DTYPE_POLICIES[case.precision]):
-            keras.utils.set_random_seed(SEED)
-            model = build_model(spec, xla=xla)
-            inputs, targets = self._data(spec, batch, strategy)
-            if case.mode == "train":
-                optimizer = make_optimizer(case.precision, model.trainable_variables)
-                step = train_step_fn(model, optimizer, inputs, targets, distributed=strategy is not None)
-            else:
-                step = infer_step_fn(model, inputs)
-        graph = case.compile != "op-by-op"  # op-by-op: eager TensorFlow, every op dispatched on its own
-        if strategy:   # a TPU compiles every step with XLA; jit_compile does not apply
-            function = tf.function(distribute(strategy, step, case.mode))
-        elif graph:
-            function = tf.function(_placed(device, step), jit_compile=xla)
+def build_single(case: CaseSpec, spec: Architecture, memory_growth: dict[str, Any]) -> TensorFlowSession:
+    """The session of a case on one device (or one TPU through TPUStrategy)."""
+    strategy = check_case(case)
+    replicas = strategy.num_replicas_in_sync if strategy else 1
+    batch = devices.per_replica_batch(case.batch_size, replicas)
+    xla = case.compile == "compiled"
+    device = devices.TF_DEVICES[case.device]
+    numeric = apply_numerics(case.precision, case.device)  # before any op: TF32 on or off
+    with strategy.scope() if strategy else tf.device(device), \
+            dtype_policy(devices.DTYPE_POLICIES[case.precision]):
+        keras.utils.set_random_seed(SEED)
+        model = build_model(spec, xla=xla)
+        inputs, targets = _data(spec, batch, strategy)
+        if case.mode == "train":
+            optimizer = make_optimizer(case.precision, model.trainable_variables)
+            step = train_step_fn(model, optimizer, inputs, targets, distributed=strategy is not None)
         else:
-            function = _placed(device, step)
-        info = {
-            "tf_device": "TPUStrategy" if strategy else device, "replicas": replicas, "tf_function": graph,
-            "dtype_policy": devices.DTYPE_POLICIES[case.precision], "jit_compile": xla,
-            "gpu_memory_growth": memory_growth, "numerics": numeric,
-            "fast_paths": fast_path_record(spec, case, graph=graph or strategy is not None, xla=xla),
-        }
-        return TensorFlowSession(function, model, case.device, case.mode, info)
+            step = infer_step_fn(model, inputs)
+    graph = case.compile != "op-by-op"  # op-by-op: eager TensorFlow, every op dispatched on its own
+    if strategy:   # a TPU compiles every step with XLA; jit_compile does not apply
+        function = tf.function(distribute(strategy, step, case.mode))
+    elif graph:
+        function = tf.function(_placed(device, step), jit_compile=xla)
+    else:
+        function = _placed(device, step)
+    info = {
+        "tf_device": "TPUStrategy" if strategy else device, "replicas": replicas, "tf_function": graph,
+        "dtype_policy": devices.DTYPE_POLICIES[case.precision], "jit_compile": xla,
+        "gpu_memory_growth": memory_growth, "numerics": numeric,
+        "fast_paths": fast_path_record(spec, case, graph=graph or strategy is not None, xla=xla),
+    }
+    return TensorFlowSession(function, model, case.device, case.mode, info)
 
-    def _build_parallel(self, case: CaseSpec, spec: Architecture, memory_growth: dict[str, Any]) -> TensorFlowSession:
-        """A case over several devices or hosts; the refusals first, none of which starts the runtime.
 
-        The CPU must be split into logical devices (or a multi-worker strategy created) before the
-        runtime starts, which ``parallel.build`` does first.
-        """
-        problem = devices.parallel_problem(case.device, case.devices, case.nodes, case.compile)
-        if problem:
-            raise CaseSkipped(problem)
-        self._check(case)   # device, compile mode and precision, as for one device (a TPU was refused above)
-        apply_numerics(case.precision, case.device)
-        from backends.tensorflow import parallel
+def check_case(case: CaseSpec) -> tf.distribute.TPUStrategy | None:
+    """Refuse what this machine cannot run as specified; connect the TPU when one is asked for.
 
-        return parallel.build(case, spec, memory_growth)
-
-    @staticmethod
-    def _check(case: CaseSpec) -> tf.distribute.TPUStrategy | None:
-        """Refuse what this machine cannot run as specified; connect the TPU when one is asked for.
-
-        The cheap refusals come first, so a TPU is initialised only for a case it can run.
-        """
-        kind = case.device
-        capability = _gpu_capability() if kind == "gpu" else None
-        problem = (
-            devices.device_problem(
-                kind, gpu_count=len(tf.config.list_physical_devices("GPU")),
-                gpu_build=_gpu_build(dict(tf.sysconfig.get_build_info())), tpu_error=None,
-            )
-            or devices.compile_problem(kind, case.compile)
-            or devices.precision_problem(kind, case.precision, capability,
-                                         cpuinfo.parse_flags(cpuinfo.read_cpuinfo()))
+    The cheap refusals come first, so a TPU is initialised only for a case it can run.
+    """
+    kind = case.device
+    capability = _gpu_capability() if kind == "gpu" else None
+    problem = (
+        devices.device_problem(
+            kind, gpu_count=len(tf.config.list_physical_devices("GPU")),
+            gpu_build=_gpu_build(dict(tf.sysconfig.get_build_info())), tpu_error=None,
         )
-        if problem:
-            raise CaseSkipped(problem)
-        return connect_tpu() if kind == "tpu" else None
+        or devices.compile_problem(kind, case.compile)
+        or devices.precision_problem(kind, case.precision, capability,
+                                     cpuinfo.parse_flags(cpuinfo.read_cpuinfo()))
+    )
+    if problem:
+        raise CaseSkipped(problem)
+    return connect_tpu() if kind == "tpu" else None
 
-    @staticmethod
-    def _data(spec: Architecture, batch: int, strategy) -> tuple[Any, Any]:
-        """The fixed batch; under a TPU strategy held in (mirrored) variables so it lives on the cores."""
-        inputs, targets = synthetic_batch(spec, batch)
-        if strategy is None:
-            return inputs, targets
-        return tf.Variable(inputs, trainable=False), tf.Variable(targets, trainable=False)
+
+def _data(spec: Architecture, batch: int, strategy) -> tuple[Any, Any]:
+    """The fixed batch; under a TPU strategy held in (mirrored) variables so it lives on the cores."""
+    inputs, targets = synthetic_batch(spec, batch)
+    if strategy is None:
+        return inputs, targets
+    return tf.Variable(inputs, trainable=False), tf.Variable(targets, trainable=False)
 
 
 def apply_numerics(precision: str, device: str) -> dict[str, str]:
@@ -479,7 +454,3 @@ def apply_numerics(precision: str, device: str) -> dict[str, str]:
     tf32 = numerics.uses_tf32(precision)
     tf.config.experimental.enable_tensor_float_32_execution(tf32)
     return numerics.gpu_numerics(precision, f"tf.config.experimental.enable_tensor_float_32_execution({tf32})")
-
-
-def backend() -> TensorFlowBackend:
-    return TensorFlowBackend()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from harness.errors import InvalidValue
+from tribench.core.errors import InvalidValue
 
 TF_CONFIG_VAR = "TF_CONFIG"
 SLURM_JOB_VAR = "SLURM_JOB_ID"

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
 
-from backends.base import CaseSkipped
-from harness import cpuinfo, numerics
-from harness.readings import Reading
+from tribench.backends.base import CaseSkipped
+from tribench.harness import cpuinfo, numerics
+
+from tribench.core.readings import Reading
 
 KERAS_BACKEND_VAR = "KERAS_BACKEND"
 
@@ -189,7 +190,7 @@ def peak_memory_reading(kind: str, peak: int | None, error: str | None = None) -
 
 def growth_reading(kind: str, peak: int | None, base: int | None, error: str | None = None) -> Reading:
     """The allocator's peak after the compile step minus what was in use then; unavailable with the reason."""
-    from harness.probes.memory import AFTER_COMPILE
+    from tribench.harness.probes.memory import AFTER_COMPILE
 
     source = f"{memory_source(kind)} minus get_memory_info()['current'] at the end of the compile step"
     scope = "process" if kind == "cpu" else "device"

@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import os
 
-from backends.tensorflow.devices import require_keras_on_tensorflow
+from tribench.backends.tensorflow.devices import require_keras_on_tensorflow
 
 require_keras_on_tensorflow(os.environ)
 
 import keras  # noqa: E402  (Keras reads KERAS_BACKEND at import)
 import numpy as np  # noqa: E402
 from keras import layers, ops  # noqa: E402
-
-from suites.workloads import (  # noqa: E402
+from tribench.suites.workloads import (  # noqa: E402
     Architecture,
     ConvNetSpec,
     LSTMClassifierSpec,

@@ -46,13 +46,13 @@ from typing import Any
 import keras
 import tensorflow as tf
 from tensorflow.python.eager import context
+from tribench.backends.base import CaseSkipped, MemoryReading
+from tribench.backends.tensorflow import adapter, cluster, devices
+from tribench.backends.tensorflow.models import build_model
+from tribench.suites.workloads import SEED, Architecture
 
-from backends.base import CaseSkipped, MemoryReading
-from backends.tensorflow import adapter, cluster, devices
-from backends.tensorflow.models import build_model
-from harness.errors import InvalidValue
-from harness.spec import CaseSpec
-from suites.workloads import SEED, Architecture
+from tribench.core.errors import InvalidValue
+from tribench.core.spec import CaseSpec
 
 TF_KINDS = {"cpu": "CPU", "gpu": "GPU"}
 SLURM_DEFAULT_PORT = 8888   # SlurmClusterResolver's own default, when the harness gave no MASTER_PORT
@@ -240,7 +240,7 @@ def _reset_memory_stats(replica_devices: list[str]) -> None:
 
 
 def build(case: CaseSpec, spec: Architecture, memory_growth: dict[str, Any]) -> DataParallelSession:
-    """The session of a data-parallel case; ``adapter.TensorFlowBackend.build`` has checked device and precision."""
+    """The session of a data-parallel case; ``backend.TensorFlowBackend.build`` has checked device and precision."""
     strategy, facts = make_strategy(case)   # first: the runtime starts here, after the CPU split / GPU visibility
     replica_devices = list(strategy.extended.worker_devices)
     xla = case.compile == "compiled"

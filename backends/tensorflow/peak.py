@@ -18,15 +18,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from backends.tensorflow.devices import require_keras_on_tensorflow
+from tribench.backends.tensorflow.devices import require_keras_on_tensorflow
 
 require_keras_on_tensorflow(os.environ)  # before TensorFlow imports Keras
 
 import tensorflow as tf  # noqa: E402
-
-from backends.tensorflow import adapter, devices  # noqa: E402
-from harness import cpuinfo  # noqa: E402
-from harness import peak_measure as pm  # noqa: E402
+from tribench.backends.tensorflow import adapter, devices  # noqa: E402
+from tribench.harness import cpuinfo  # noqa: E402
+from tribench.harness import peak_measure as pm  # noqa: E402
 
 NAME = "tensorflow"
 DTYPES = {"fp32": tf.float32, "tf32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}

@@ -17,8 +17,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from backends.tensorflow.xplane import table_from_xspace
-from harness.profiling import STEP_ANNOTATION, newest
+from tribench.backends.tensorflow.xplane import table_from_xspace
+from tribench.harness.profiling import STEP_ANNOTATION, newest
 
 
 def _load_xspace(path: Path):
@@ -31,7 +31,7 @@ def _load_xspace(path: Path):
 
 def profile(session: Any, steps: int, folder: Path) -> dict[str, Any]:
     """Trace ``steps`` steps of ``session`` into ``folder``; the ``Session.profile`` result (see harness.profiling)."""
-    from backends.tensorflow.devices import require_keras_on_tensorflow
+    from tribench.backends.tensorflow.devices import require_keras_on_tensorflow
 
     require_keras_on_tensorflow(os.environ)  # before TensorFlow imports Keras (a no-op once the adapter ran)
     import tensorflow as tf

@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from harness.profiling import STEP_ANNOTATION, OperatorRow, OpEvent, operator_table
+from tribench.harness.profiling import STEP_ANNOTATION, OperatorRow, OpEvent, operator_table
 
 PS = 1e-12
 TF_OP = re.compile(r"^[^\s:]+:(?P<type>[A-Za-z_][A-Za-z0-9_]*)$")   # "dense/MatMul:MatMul"

@@ -31,15 +31,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from backends.base import Availability, CaseSkipped, MemoryReading
-from backends.torch import devices, distributed, fast_paths, models
-from harness import cpuinfo, numerics
-from harness.probes.memory import AFTER_COMPILE
-from harness.readings import Reading
-from harness.spec import CaseSpec
-from suites import workloads
-from suites.workloads import (
+from tribench.backends.base import Availability, CaseSkipped, MemoryReading
+from tribench.backends.torch import devices, distributed, fast_paths, models
+from tribench.harness import cpuinfo, numerics
+from tribench.harness.probes.memory import AFTER_COMPILE
+from tribench.suites import workloads
+from tribench.suites.workloads import (
     Architecture,
     ConvNetSpec,
     LSTMClassifierSpec,
@@ -47,6 +44,9 @@ from suites.workloads import (
     ResNetSpec,
     TransformerSpec,
 )
+
+from tribench.core.readings import Reading
+from tribench.core.spec import CaseSpec
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 CPU_MEMORY_REASON = (
@@ -272,7 +272,7 @@ class TorchSession:
 
     def profile(self, steps: int, folder: Path) -> dict:
         """Optional protocol method: trace ``steps`` steps with torch.profiler (backends.torch.profiling)."""
-        from backends.torch import profiling
+        from tribench.backends.torch import profiling
 
         return profiling.profile(self, steps, folder)
 

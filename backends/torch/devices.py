@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness import cpuinfo, numerics
+from tribench.harness import cpuinfo, numerics
 
 TORCH_DEVICE_TYPES = {"cpu": "cpu", "gpu": "cuda", "mps": "mps"}
 LOW_PRECISIONS = ("bf16", "fp16")

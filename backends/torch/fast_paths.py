@@ -19,8 +19,7 @@ from typing import Any
 
 import torch
 from torch.nn.attention import SDPBackend
-
-from backends.torch import devices
+from tribench.backends.torch import devices
 
 ADAM_RULE = "Adam(fused=True) on every device: measured no slower than foreach on this project's CPU runs"
 ATTENTION_RULE = "F.scaled_dot_product_attention: PyTorch picks the kernel for the device, dtype and shapes"

@@ -12,8 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from suites.workloads import (
+from tribench.suites.workloads import (
     Architecture,
     ConvNetSpec,
     LSTMClassifierSpec,

@@ -18,10 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-
-from backends.torch import devices
-from backends.torch.adapter import _SYNC, _device_facts
-from harness import peak_measure as pm
+from tribench.backends.torch import devices
+from tribench.backends.torch.adapter import _SYNC, _device_facts
+from tribench.harness import peak_measure as pm
 
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 NAME = "torch"

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.profiling import STEP_ANNOTATION, OperatorRow
+from tribench.harness.profiling import STEP_ANNOTATION, OperatorRow
 
 US = 1e-6
 OPEN_WITH = "chrome://tracing or https://ui.perfetto.dev (open the trace.json file)"

@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from harness.probes.energy import Clock, EnergySettings, EnergyWindow
-from harness.probes.sources import probes_for
+from tribench.harness.probes.energy import Clock, EnergySettings, EnergyWindow
+from tribench.harness.probes.sources import probes_for
 
 POLL_S = 0.005
 

@@ -59,10 +59,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from harness.readings import Reading
+from tribench.core.readings import Reading
 
 if TYPE_CHECKING:  # the detector needs numpy; this module stays stdlib-only at run time
-    from harness.level_shift import LevelShift
+    from tribench.harness.level_shift import LevelShift
 
 Clock = Callable[[], float]
 ContextSwitches = Callable[[], tuple[int, int]]  # (involuntary, voluntary) so far

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
-from harness.errors import InvalidValue
+from tribench.core.errors import InvalidValue
 
 METHODS = ("counter", "power_sampling", "estimate", "unavailable")
 MEASURED_METHODS = ("counter", "power_sampling")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from harness.probes.energy import MEASURED_METHODS
+from tribench.harness.probes.energy import MEASURED_METHODS
 
 OLD_RUN = "not recorded (this run predates energy measurement)"
 

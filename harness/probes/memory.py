@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.readings import Reading
+from tribench.core.readings import Reading
 
 PROC = Path("/proc/self")
 LIFETIME = "the whole process: framework import, model build, compile step and measurement"

@@ -29,8 +29,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.probes.energy import Clock, EnergyReading, EnergySettings
-from harness.probes.sampler import PeriodicSampler
+from tribench.harness.probes.energy import Clock, EnergyReading, EnergySettings
+from tribench.harness.probes.sampler import PeriodicSampler
 
 COUNTER_SOURCE = "nvml.nvmlDeviceGetTotalEnergyConsumption"
 POWER_SOURCE = "nvml.nvmlDeviceGetPowerUsage"

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.probes.energy import Clock, EnergyReading
-from harness.probes.sampler import PeriodicSampler
+from tribench.harness.probes.energy import Clock, EnergyReading
+from tribench.harness.probes.sampler import PeriodicSampler
 
 POWERCAP_ROOT = Path("/sys/class/powercap")
 UPDATE_PERIOD_S = 0.001  # the RAPL energy status MSRs update about every 1 ms (Intel SDM: ~976 µs)

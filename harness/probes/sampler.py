@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from harness.threads import pin_probe_thread
+from tribench.harness.threads import pin_probe_thread
 
 JOIN_TIMEOUT_S = 5.0
 

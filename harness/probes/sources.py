@@ -12,8 +12,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from harness.probes import nvml, rapl
-from harness.probes.energy import Clock, EnergyProbe, EnergySettings, UnavailableProbe
+from tribench.harness.probes import nvml, rapl
+from tribench.harness.probes.energy import Clock, EnergyProbe, EnergySettings, UnavailableProbe
 
 NO_COUNTER = {
     "tpu": ("TPUs expose no energy or power counter to the processes that use them", "no TPU energy counter"),

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from harness.probes.energy import (
+from tribench.harness.probes.energy import (
     Clock,
     EnergyProbe,
     EnergySettings,
@@ -25,7 +25,7 @@ from harness.probes.energy import (
     disabled_record,
     window_record,
 )
-from harness.timing import MeasurementWindow, NestedWindows, TimingConfig, TimingResult, measure
+from tribench.harness.timing import MeasurementWindow, NestedWindows, TimingConfig, TimingResult, measure
 
 
 def extend(session: Any, window: EnergyWindow, needed_s: float, max_extension_s: float, clock: Clock) -> int:

@@ -23,9 +23,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.aggregate import case_metrics, case_status  # noqa: E402
-from harness.distributed import add_scaling, merge_ranks  # noqa: E402
-from harness.spec import CaseSpec  # noqa: E402
+from tribench.harness.aggregate import case_metrics, case_status  # noqa: E402
+from tribench.harness.distributed import merge_ranks  # noqa: E402
+from tribench.harness.distributed_metrics import add_scaling  # noqa: E402
+
+from tribench.core.spec import CaseSpec  # noqa: E402
 
 KEEP_SAMPLES = 120
 KEEP_WARMUP = 10
@@ -37,7 +39,7 @@ MARKDOWN = "| *bold* `tick` [x](javascript:alert(1)) _u_ # !"
 
 def tribench(output: str, *args: str, **env: str) -> Path:
     path = HERE / output
-    command = [sys.executable, "-m", "harness.cli", "run", *args, "--output", str(path)]
+    command = [sys.executable, "-m", "tribench", "run", *args, "--output", str(path)]
     subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env}, check=True)
     return path
 

@@ -20,8 +20,9 @@ import signal
 import sys
 import time
 
-from backends.base import Availability, CaseSkipped
-from harness.readings import Reading
+from tribench.backends.base import Availability, CaseSkipped
+
+from tribench.core.readings import Reading
 
 
 def _behaviour(workload: str) -> str:
@@ -63,7 +64,7 @@ class FakeSession:
 
 def _forked_from_server() -> bool:
     with open(f"/proc/{os.getppid()}/cmdline", "rb") as handle:
-        return b"harness.fork_server" in handle.read()
+        return b"tribench.harness.fork_server" in handle.read()
 
 
 class FakeBackend:

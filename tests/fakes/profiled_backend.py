@@ -12,7 +12,8 @@ import json
 import os
 from pathlib import Path
 
-from backends.base import Availability
+from tribench.backends.base import Availability
+
 from tests.fakes.backend import FakeSession
 
 

@@ -1,0 +1,79 @@
+"""An analytic ESTIMATE of the bytes one step moves to and from device memory, for the roofline.
+
+Only an estimate, labelled as such wherever it is shown; JAX/XLA's cost analysis ("bytes accessed",
+recorded by ``--profile`` for jitted JAX steps) is preferred where a case has it. The model:
+
+* activations: every conv / matmul / LSTM / attention output is written once and read once by
+  the next layer in the forward pass (2 x its bytes); a training step also reads it again in the
+  backward pass and writes and reads its gradient (6 x in all). Element-wise layers
+  (activations, normalisation, pooling, residual adds) are taken as fused into their producer;
+* parameters (fp32): inference reads them once (4 B each); a training step reads them in the
+  forward and backward passes, writes their gradients, and Adam reads parameter, gradient and
+  both moments and writes parameter and moments (4 + 4 + 4 + 16 + 12 = 40 B each);
+* activations are in the case's precision (4 B for fp32, 2 B for bf16 / fp16).
+
+Caches, recomputation and framework-specific fusion make real traffic differ; the estimate
+places a case on the roofline's x-axis, it does not measure anything.
+"""
+
+from __future__ import annotations
+
+from tribench.suites import workloads
+from tribench.suites.workloads import (
+    ConvNetSpec,
+    LSTMClassifierSpec,
+    LSTMLanguageModelSpec,
+    ResNetSpec,
+    TransformerSpec,
+)
+
+ACTIVATION_BYTES = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2}
+ACTIVATION_PASSES = {"infer": 2, "train": 6}
+PARAM_BYTES = {"infer": 4, "train": 40}
+SOURCE = ("analytic estimate (harness/traffic.py): layer outputs written and read once forward, "
+          "3x that to train; fp32 parameters read once (inference) or 40 B each with Adam (training)")
+
+
+def _convnet(spec: ConvNetSpec) -> int:
+    total, height, width = 0, spec.height, spec.width
+    channels = spec.channels
+    for filters, kernel, pool in spec.convs:
+        height, width, channels = height - kernel + 1, width - kernel + 1, filters
+        total += height * width * channels
+        if pool:
+            height, width = height // 2, width // 2
+    return total + sum(spec.dense) + spec.classes
+
+
+def _resnet(spec: ResNetSpec) -> int:
+    return sum(height * width * cout for _, _, cout, height, width in workloads.resnet_conv_layers(spec)) + spec.classes
+
+
+def _lstm_layers(timesteps: int, hidden: tuple[int, ...]) -> int:
+    return sum(timesteps * 5 * units for units in hidden)   # four gates and the hidden state per step
+
+
+def activation_elements_per_sample(spec: workloads.Architecture) -> int:
+    """Output elements of every conv / matmul / LSTM / attention layer for one sample."""
+    if isinstance(spec, ConvNetSpec):
+        return _convnet(spec)
+    if isinstance(spec, ResNetSpec):
+        return _resnet(spec)
+    if isinstance(spec, LSTMClassifierSpec):
+        return _lstm_layers(spec.timesteps, spec.hidden) + spec.classes
+    if isinstance(spec, LSTMLanguageModelSpec):
+        layers = _lstm_layers(spec.timesteps, (spec.hidden,) * spec.layers)
+        return spec.timesteps * (spec.embed + spec.vocab) + layers
+    if isinstance(spec, TransformerSpec):
+        s, d = spec.seq_len, spec.d_model
+        block = s * d * 5 + spec.heads * s * s + s * spec.d_ff   # q, k, v, attention out, projection; scores; FFN
+        return s * d + spec.layers * block + s * spec.vocab
+    raise TypeError(f"unknown architecture {spec!r}")
+
+
+def bytes_per_step(workload: str, size: str, mode: str, batch_size: int, precision: str) -> float:
+    """Estimated device-memory bytes one step reads and writes (see the module docstring)."""
+    spec = workloads.get(workload).architecture(size)
+    activations = activation_elements_per_sample(spec) * batch_size * ACTIVATION_BYTES.get(precision, 4)
+    params = workloads.get(workload).expected_params(size)
+    return float(activations * ACTIVATION_PASSES[mode] + params * PARAM_BYTES[mode])

@@ -1,0 +1,81 @@
+"""One package, ``tribench``: every module under that name, nothing of the user's can stand in for it,
+``python -m tribench`` and ``tribench --version``, and an install that ships every package folder."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from tribench.harness.results import load_run
+
+from tests.helpers import ROOT
+from tests.test_layering import SOURCE_ROOTS
+from tribench import __version__
+
+QUICK_RUN = ("run", "--backend", "torch", "--workload", "cnn", "--size", "tiny", "--mode", "infer", "--processes",
+             "1", "--min-time", "0.05", "--max-time", "0.2", "--sustained-time", "0.05", "--no-energy")
+
+
+def run_tribench(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """``python -m tribench ARGS`` in ``cwd``, as a user would run it there (tribench found on PYTHONPATH)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "tribench", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def someone_elses_project(folder: Path) -> Path:
+    """A working directory with its own harness/, reports/ and backends/ packages, which fail on import."""
+    for name in ("harness", "reports", "backends", "suites"):
+        (folder / name).mkdir(parents=True)
+        (folder / name / "__init__.py").write_text(f"raise ImportError('this is the user\\'s own {name}')\n")
+        (folder / name / "worker.py").write_text("raise SystemExit('the user\\'s worker ran')\n")
+    return folder
+
+
+def statuses(path: Path) -> list[tuple[str, str]]:
+    return [(case["id"], case["status"]) for case in load_run(path)["cases"]]
+
+
+def test_a_users_own_harness_reports_and_backends_folders_change_nothing(tmp_path):
+    shadowed = someone_elses_project(tmp_path / "project")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for folder in (shadowed, plain):
+        done = run_tribench(folder, *QUICK_RUN, "-o", "run.json")
+        assert done.returncode == 0, done.stderr
+        report = run_tribench(folder, "report", "run.json", "--format", "markdown")
+        assert report.returncode == 0, report.stderr
+        assert "torch" in report.stdout and "error" not in report.stderr
+    assert statuses(shadowed / "run.json") == statuses(plain / "run.json")
+    assert [status for _, status in statuses(plain / "run.json")] == ["ok"]
+
+
+def test_version_and_python_dash_m():
+    done = run_tribench(ROOT, "--version")
+    assert (done.returncode, done.stdout.strip()) == (0, f"tribench {__version__}")
+    listed = run_tribench(ROOT, "list", "workloads")
+    assert listed.returncode == 0 and "transformer" in listed.stdout
+
+
+def test_the_install_ships_every_package_folder():
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    mapping = config["package-dir"]
+    assert {name: (ROOT / folder).resolve() for name, folder in mapping.items()} == {
+        name: folder.resolve() for name, folder in SOURCE_ROOTS.items()}
+    folders = set()
+    for prefix, folder in SOURCE_ROOTS.items():
+        for init in folder.rglob("__init__.py"):
+            parts = init.parent.relative_to(folder).parts
+            folders.add(".".join([prefix, *parts]))
+    assert set(config["packages"]) == folders
+
+
+def test_the_version_is_one_number_everywhere():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["project"]["dynamic"] == ["version"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "tribench.__version__"}
+    assert re.fullmatch(r"\d+\.\d+\.\d+", __version__)
