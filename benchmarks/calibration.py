@@ -32,6 +32,7 @@ if str(ROOT) not in sys.path:  # run as a script: import this checkout, never an
     sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+
 from tribench.reports.regression.compare import CompareSettings, Comparison, MetricResult, compare_sides, side_from_run  # noqa: E402
 from tribench.reports.regression.compare_metrics import Thresholds  # noqa: E402
 from tribench.reports.regression.synthetic import (  # noqa: E402

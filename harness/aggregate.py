@@ -13,6 +13,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from tribench.core.spec import CaseSpec
 from tribench.harness.distributed_metrics import data_parallel_efficiency, global_metrics
 from tribench.harness.efficiency import case_efficiency
 from tribench.harness.probes.energy_summary import case_energy, case_telemetry
@@ -20,8 +21,6 @@ from tribench.harness.process_stats import estimate
 from tribench.harness.stats import summarize
 from tribench.harness.sustained import throughput_metric
 from tribench.suites import workloads
-
-from tribench.core.spec import CaseSpec
 
 STATUS_ORDER = ("ok", "skipped", "timeout", "failed")  # a case is as bad as its worst repeat
 

@@ -14,10 +14,9 @@ import subprocess
 import sys
 from functools import cache
 
+from tribench import backends
 from tribench.backends.base import Availability
 from tribench.harness.subprocesses import module_command
-
-from tribench import backends
 
 QUERY_TIMEOUT_S = 180
 

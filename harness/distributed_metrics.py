@@ -12,11 +12,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from tribench.core.spec import CaseSpec
 from tribench.harness.efficiency import case_efficiency
 from tribench.harness.stats import summarize
 from tribench.suites import workloads
-
-from tribench.core.spec import CaseSpec
 
 SCALING_SOURCE = "global throughput / (devices x the same point's 1-device throughput in this run)"
 

@@ -93,9 +93,8 @@ def serve_one(request: dict[str, Any], backend_name: str) -> None:
 
 def load(backend_name: str) -> dict[str, Any]:
     """Import the backend and its preload modules; return the ``ready`` message."""
-    from tribench.harness.import_guard import block_other_frameworks
-
     from tribench import backends
+    from tribench.harness.import_guard import block_other_frameworks
 
     block_other_frameworks(backend_name)  # inherited by every child, as a fresh worker installs it first
     started = time.perf_counter()

@@ -15,12 +15,11 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from tribench.core.errors import InvalidValue
+from tribench.core.spec import CaseSpec
 from tribench.harness.aggregate import STATUS_ORDER, case_metrics, case_status
 from tribench.harness.distributed_metrics import add_scaling, rank_processes, replicas
 from tribench.harness.results import RunFile, load_run, new_run_id
-
-from tribench.core.errors import InvalidValue
-from tribench.core.spec import CaseSpec
 
 
 def _cluster(run: dict[str, Any], path: str) -> dict[str, Any]:

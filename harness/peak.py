@@ -28,10 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tribench import backends
 from tribench.harness import environment
 from tribench.harness.peak_measure import PeakOptions
-
-from tribench import backends
 
 CACHE_ENV = "TRIBENCH_CACHE_DIR"
 CACHE_KIND = "tribench-peaks"

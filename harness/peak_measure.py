@@ -27,9 +27,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tribench.harness import cpuinfo
-
 from tribench.core.errors import InvalidValue
+from tribench.harness import cpuinfo
 
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 FLOPS_UNIT = "FLOP/s"

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from tribench.backends.base import Availability
-
 from tribench.core.spec import CaseSpec
 
 DEVICE_PREFERENCE = ("gpu", "tpu", "mps", "cpu")

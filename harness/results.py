@@ -19,12 +19,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tribench.harness import redaction
-from tribench.harness.aggregate import case_metrics, case_status, workload_facts
-
 from tribench import __version__, backends
 from tribench.core.errors import OutputPathError, ResultFileError
 from tribench.core.spec import CaseSpec
+from tribench.harness import redaction
+from tribench.harness.aggregate import case_metrics, case_status, workload_facts
 
 SCHEMA_VERSION = 1
 KIND = "tribench-run"

@@ -9,7 +9,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from tribench import backends
 from tribench.backends.base import Availability
+from tribench.core.errors import BackendUnavailable
+from tribench.core.spec import CaseSpec
 from tribench.harness import availability, environment
 from tribench.harness.fork_pool import FRESH, SHARED, accelerator_present
 from tribench.harness.planner import PlannedCase, plan
@@ -17,10 +20,6 @@ from tribench.harness.probes.baseline import measure_idle
 from tribench.harness.results import RunFile, check_writable
 from tribench.harness.runner import Progress, RunOptions, execute
 from tribench.harness.threads import pin_every_thread
-
-from tribench import backends
-from tribench.core.errors import BackendUnavailable
-from tribench.core.spec import CaseSpec
 
 
 def plan_or_refuse(specs: list[CaseSpec], availability_of: Callable[[CaseSpec], Availability]) -> list[PlannedCase]:

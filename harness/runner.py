@@ -43,6 +43,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tribench.core.spec import CaseSpec
 from tribench.harness.fork_pool import FRESH, ForkServer, ForkServerPool, ServerGone
 from tribench.harness.planner import PlannedCase
 from tribench.harness.probes.energy import EnergySettings
@@ -52,8 +53,6 @@ from tribench.harness.sequential import SequentialPlan, decision, per_process_me
 from tribench.harness.subprocesses import describe_exit, module_command, tail, worker_environment
 from tribench.harness.threads import ThreadPolicy
 from tribench.harness.timing import TimingConfig
-
-from tribench.core.spec import CaseSpec
 
 if TYPE_CHECKING:
     from tribench.harness.cluster import Cluster

@@ -25,10 +25,9 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from tribench.core.errors import InvalidValue
 from tribench.harness.aggregate import used_results
 from tribench.harness.process_stats import process_test
-
-from tribench.core.errors import InvalidValue
 
 LOOK_GROWTH = 1.5
 

@@ -43,9 +43,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol
 
-from tribench.harness.stats import relative_ci_halfwidth
-
 from tribench.core.errors import InvalidValue
+from tribench.harness.stats import relative_ci_halfwidth
 
 Clock = Callable[[], float]
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from tribench.core.spec import CaseSpec
 from tribench.harness import profiling, threads
 from tribench.harness.import_guard import block_other_frameworks, frameworks_imported
 from tribench.harness.level_shift import LevelShiftRule, find_level_shift
@@ -29,8 +30,6 @@ from tribench.harness.probes.energy import EnergySettings
 from tribench.harness.probes.sources import probes_for
 from tribench.harness.probes.timed_window import measure_in_window
 from tribench.harness.timing import TimingConfig
-
-from tribench.core.spec import CaseSpec
 
 
 def _write_json(path: str, data: dict[str, Any]) -> None:

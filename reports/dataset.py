@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tribench.core.errors import TribenchError
 from tribench.harness.efficiency import efficiency_columns, roofline_point
 from tribench.harness.results import load_run
 from tribench.reports.energy_reading import energy_per_sample
 from tribench.reports.frame import NUMERIC_COLUMNS, case_row
-
-from tribench.core.errors import TribenchError
 
 # Fixed colours for the built-in backends; others take the next free one, in name order.
 BACKEND_COLOURS = {"torch": "#EE4C2C", "tensorflow": "#F2A900", "jax": "#5E35B1"}

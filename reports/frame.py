@@ -19,10 +19,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from tribench.core.spec import CaseSpec
 from tribench.harness.results import load_run
 from tribench.reports.report_format import quality_text
-
-from tribench.core.spec import CaseSpec
 
 SPEC_FIELDS = [name for name in CaseSpec.__dataclass_fields__]
 # fields added to the spec later (env, devices) take their default in older run files

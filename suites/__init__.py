@@ -12,8 +12,6 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from tribench.suites import workloads
-
 from tribench.core.errors import InvalidValue
 from tribench.core.spec import (
     COMPILE_MODES,
@@ -26,6 +24,7 @@ from tribench.core.spec import (
     check_choice,
     parse_batch_size,
 )
+from tribench.suites import workloads
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,8 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from tribench.suites import Matrix
-
 from tribench.core.errors import SuiteFileError, TribenchError
+from tribench.suites import Matrix
 
 SUITE_FOLDER = Path(__file__).parent
 AXES = ("backends", "workloads", "sizes", "modes", "batch_sizes", "precisions", "compile", "devices")

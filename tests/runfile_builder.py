@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from tribench.core.spec import CaseSpec
 from tribench.harness.aggregate import case_metrics, case_status, workload_facts
 from tribench.harness.environment import fingerprint
 from tribench.harness.results import KIND, SCHEMA_VERSION
-
-from tribench.core.spec import CaseSpec
 
 BASE_ENV: dict[str, Any] = {
     "tribench_version": "0.1.0",

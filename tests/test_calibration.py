@@ -16,6 +16,16 @@ import statistics
 
 import numpy as np
 import pytest
+
+from benchmarks.calibration import (
+    Scenario,
+    median_min_detectable,
+    outcomes,
+    power_at,
+    shifted_case_fraction,
+)
+from tribench import harness
+from tribench.core.spec import CaseSpec
 from tribench.harness.aggregate import case_metrics
 from tribench.harness.results import load_run
 from tribench.reports.regression.compare import compare_sides, side_from_run
@@ -28,16 +38,6 @@ from tribench.reports.regression.synthetic import (
     synthetic_run,
     true_median_step_times,
 )
-
-from benchmarks.calibration import (
-    Scenario,
-    median_min_detectable,
-    outcomes,
-    power_at,
-    shifted_case_fraction,
-)
-from tribench import harness
-from tribench.core.spec import CaseSpec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SILENT = NoiseModel(within_sigma=0.0, between_sigma=0.0)
@@ -257,10 +257,9 @@ def test_the_reported_minimum_detectable_change_is_detected() -> None:
 def test_a_three_percent_shift_is_found_at_the_process_count_compare_asks_for() -> None:
     """2% between-process noise: a pilot comparison (5 processes a side, threshold 1%) says how many
     processes per side would resolve 3%; at that count a planted 3% slowdown is regressed in >= 95%."""
+    from benchmarks.calibration import trial_runs
     from tribench.reports.regression.compare import CompareSettings
     from tribench.reports.regression.compare_metrics import Thresholds
-
-    from benchmarks.calibration import trial_runs
 
     pilot = Scenario(between_sigma=0.02, processes=5)
     settings = CompareSettings(thresholds=Thresholds(default=0.01), resolve=0.03)

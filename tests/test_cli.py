@@ -3,15 +3,15 @@
 import json
 
 import pytest
-from tribench.backends.base import Availability
-from tribench.harness import availability as availability_module
-from tribench.harness.run import plan_or_refuse
 from typer.testing import CliRunner
 
 from tests.helpers import fake_env, tribench
+from tribench.backends.base import Availability
 from tribench.cli import app as cli
 from tribench.core.errors import BackendUnavailable
 from tribench.core.spec import CaseSpec
+from tribench.harness import availability as availability_module
+from tribench.harness.run import plan_or_refuse
 
 runner = CliRunner()
 

@@ -6,6 +6,12 @@ import json
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
+
+from tests import runfile_builder as rb
+from tests.helpers import tribench
+from tribench.cli import app
+from tribench.core.errors import InvalidChoice, InvalidValue
 from tribench.reports.regression import compare_render
 from tribench.reports.regression.compare import (
     CompareInputError,
@@ -17,12 +23,6 @@ from tribench.reports.regression.compare import (
     side_from_run,
 )
 from tribench.reports.regression.compare_metrics import ReadingValue, parse_thresholds, reading_value
-from typer.testing import CliRunner
-
-from tests import runfile_builder as rb
-from tests.helpers import tribench
-from tribench.cli.app import app
-from tribench.core.errors import InvalidChoice, InvalidValue
 
 
 def _sides(base_cases, head_cases, base_env=None, head_env=None):

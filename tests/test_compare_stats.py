@@ -13,11 +13,11 @@ from collections import Counter
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
+
+from tests import runfile_builder as rb
 from tribench.harness.process_stats import process_test
 from tribench.reports.regression.compare import compare_sides, side_from_run
 from tribench.reports.regression.stats_tests import adjust, min_detectable_log, processes_needed
-
-from tests import runfile_builder as rb
 
 CASES_PER_TRIAL = 4
 BATCHES = (8, 16, 32, 64)

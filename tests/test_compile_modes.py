@@ -3,17 +3,17 @@
 import json
 
 import pytest
+
+from tests.helpers import fake_env, tribench
+from tribench import backends
+from tribench.core.errors import InvalidValue
+from tribench.core.spec import COMPILE_MODES, CaseSpec
 from tribench.harness.results import load_run
 from tribench.reports import dataset
 from tribench.reports.html import report as html
 from tribench.reports.report_format import execution_legend
 from tribench.reports.text import markdown
 from tribench.suites import expand, suite_file
-
-from tests.helpers import fake_env, tribench
-from tribench import backends
-from tribench.core.errors import InvalidValue
-from tribench.core.spec import COMPILE_MODES, CaseSpec
 
 FAST = ["--backend", "fake", "--mode", "train", "--min-time", "0.05", "--max-time", "0.2", "--processes", "1"]
 

@@ -12,13 +12,13 @@ import time
 from dataclasses import replace
 
 import pytest
+
+from tests.helpers import ROOT, fake_env, pid_alive, tribench, wait_for
+from tribench.core.spec import CaseSpec
 from tribench.harness import worker
 from tribench.harness.distributed import device_counts, rank_env
 from tribench.harness.distributed_metrics import add_scaling
 from tribench.harness.timing import TimingConfig
-
-from tests.helpers import ROOT, fake_env, pid_alive, tribench, wait_for
-from tribench.core.spec import CaseSpec
 
 FAST = ("--size", "tiny", "--batch", "4", "--min-steps", "5", "--min-time", "0.1", "--max-time", "0.3",
         "--no-energy", "--idle-baseline", "0", "--processes", "1")
@@ -55,9 +55,8 @@ def test_device_counts_and_rank_env():
 
 
 def test_backend_without_data_parallel_is_skipped_honestly(monkeypatch):
-    from tribench.backends.base import CaseSkipped
-
     from tribench import backends
+    from tribench.backends.base import CaseSkipped
 
     class NoParallel:
         name = "plugin"

@@ -8,6 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.fakes import FakeClock, FakeSession
+from tests.helpers import fake_env, tribench
+from tribench.core.readings import Reading
+from tribench.core.spec import CaseSpec
 from tribench.harness.aggregate import case_metrics
 from tribench.harness.level_shift import LevelShift, LevelShiftRule, find_level_shift
 from tribench.harness.probes.disturbance import DisturbanceLimits, DisturbanceWindow, verdict
@@ -15,11 +20,6 @@ from tribench.harness.probes.energy import EnergyReading, EnergySettings
 from tribench.harness.probes.timed_window import measure_in_window
 from tribench.harness.timing import NestedWindows, TimingConfig
 from tribench.harness.worker import disturbance_evidence, run_case
-
-from tests.fakes import FakeClock, FakeSession
-from tests.helpers import fake_env, tribench
-from tribench.core.readings import Reading
-from tribench.core.spec import CaseSpec
 
 MS = 1e-3
 STAT = "cpu  8353 0 1538 106117 340 0 85 {steal} 0 0\ncpu0 434 0 310 57312 87 0 61 7 0 0\n" \

@@ -8,13 +8,13 @@ from __future__ import annotations
 import copy
 
 import pytest
+
+from tribench.core.spec import CaseSpec
 from tribench.harness import efficiency, traffic
 from tribench.harness import peak_measure as pm
 from tribench.harness.results import RunFile
 from tribench.reports.text.table import mfu_caption, mfu_cell
 from tribench.suites import workloads
-
-from tribench.core.spec import CaseSpec
 
 SPEC = CaseSpec(backend="torch", workload="cnn", size="tiny", mode="train", batch_size=32)
 MEDIAN = 0.004

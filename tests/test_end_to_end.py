@@ -4,11 +4,11 @@ import math
 import statistics
 
 import pytest
+
+from tests.helpers import tribench
 from tribench.harness.aggregate import used_results
 from tribench.harness.results import load_run
 from tribench.reports import load
-
-from tests.helpers import tribench
 
 EXPECTED_COLUMNS = {
     "run_id", "run_file", "started_at", "hostname", "fingerprint", "git_commit", "tags", "case_id",

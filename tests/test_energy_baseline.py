@@ -1,12 +1,12 @@
 """The idle baseline: idle power per source and the sources' real update periods (fake clock, fake sources)."""
 
 import pytest
-from tribench.harness.probes.baseline import ChangeTimer, change_period, measure_idle
-from tribench.harness.probes.energy import EnergySettings
 
 from tests.fakes import FakeClock
 from tests.fakes import pynvml as fake
 from tests.test_energy_rapl import make_tree
+from tribench.harness.probes.baseline import ChangeTimer, change_period, measure_idle
+from tribench.harness.probes.energy import EnergySettings
 
 FAKE_NVML = "tests.fakes.pynvml"
 

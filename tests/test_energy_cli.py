@@ -3,7 +3,12 @@
 import json
 
 import pytest
+from typer.testing import CliRunner
+
+from tests.helpers import FAKE_BACKEND, fake_env, tribench
 from tribench.backends.base import Availability
+from tribench.cli import app as cli
+from tribench.core.spec import CaseSpec
 from tribench.harness import availability as availability_module
 from tribench.harness.probes import nvml, rapl
 from tribench.harness.probes.energy import EnergySettings
@@ -11,11 +16,6 @@ from tribench.harness.results import load_run
 from tribench.harness.runner import RunOptions, run_process
 from tribench.harness.timing import TimingConfig
 from tribench.reports import load
-from typer.testing import CliRunner
-
-from tests.helpers import FAKE_BACKEND, fake_env, tribench
-from tribench.cli import app as cli
-from tribench.core.spec import CaseSpec
 
 FAST = ["--backend", "fake", "--mode", "infer", "--min-time", "0.05", "--max-time", "0.2"]
 QUICK = TimingConfig(min_steps=10, min_time_s=0.05, max_time_s=0.2)

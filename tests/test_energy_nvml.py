@@ -5,12 +5,12 @@ import sys
 import time
 
 import pytest
-from tribench.harness.probes import nvml
-from tribench.harness.probes.energy import EnergySettings, EnergyWindow
-from tribench.harness.probes.nvml import NvmlProbe, Sample, integrate_power
 
 from tests.fakes import FakeClock
 from tests.fakes import pynvml as fake
+from tribench.harness.probes import nvml
+from tribench.harness.probes.energy import EnergySettings, EnergyWindow
+from tribench.harness.probes.nvml import NvmlProbe, Sample, integrate_power
 
 QUIET = EnergySettings(telemetry_interval_s=60.0)  # the sampling thread never fires: exact sample counts
 

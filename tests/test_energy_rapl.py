@@ -8,11 +8,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from tribench.harness.probes import rapl
-from tribench.harness.probes.rapl import RaplProbe, Zone, ZoneCounter, delta_uj
 
 from tests.fakes import FakeClock
 from tests.helpers import ROOT
+from tribench.harness.probes import rapl
+from tribench.harness.probes.rapl import RaplProbe, Zone, ZoneCounter, delta_uj
 
 RANGE = 262_143_328_850  # a real package max_energy_range_uj
 

@@ -3,6 +3,9 @@
 import itertools
 
 import pytest
+
+from tests.fakes import FakeClock, FakeSession
+from tribench.core.spec import CaseSpec
 from tribench.harness.aggregate import case_metrics
 from tribench.harness.probes.energy import EnergyReading, EnergySettings, window_record
 from tribench.harness.probes.energy_summary import OLD_RUN, case_energy, case_telemetry
@@ -10,9 +13,6 @@ from tribench.harness.probes.timed_window import measure_in_window
 from tribench.harness.timing import TimingConfig, measure
 from tribench.reports.frame import case_row
 from tribench.reports.text.table import energy_cell
-
-from tests.fakes import FakeClock, FakeSession
-from tribench.core.spec import CaseSpec
 
 STEP = 0.25  # dyadic: the fake clock's sums are exact
 CONFIG = TimingConfig(min_steps=6, min_time_s=1.5, max_time_s=10.0, warmup_window=2, max_warmup_steps=4)

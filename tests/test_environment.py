@@ -3,6 +3,7 @@
 import types
 
 import pytest
+
 from tribench.harness import cpuinfo, environment
 
 

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tribench.reports.regression.export import to_github_action_benchmark, to_pytest_benchmark
 from typer.testing import CliRunner
 
 from tests import runfile_builder as rb
 from tests.helpers import tribench
-from tribench.cli.app import app
+from tribench.cli import app
+from tribench.reports.regression.export import to_github_action_benchmark, to_pytest_benchmark
 
 PYTEST_BENCHMARK = Path(sys.executable).parent / "pytest-benchmark"
 ENERGY = {"per_sample": {"value": 0.25, "unit": "J/sample", "method": "counter", "source": "rapl:package-0"}}

@@ -3,10 +3,10 @@
 import sys
 
 import pytest
-from tribench.harness.fork_pool import FRESH, SHARED, ForkServerPool, accelerator_present
-from tribench.harness.results import load_run
 
 from tests.helpers import fake_env, pid_alive, tribench
+from tribench.harness.fork_pool import FRESH, SHARED, ForkServerPool, accelerator_present
+from tribench.harness.results import load_run
 
 FAST = ["--backend", "fake", "--mode", "train", "--min-time", "0.05", "--max-time", "0.2"]
 

@@ -7,14 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-from tribench.reports.regression.changepoint import e_divisive, segment_scores
-from tribench.reports.regression.history import history, load_runs, matches
-from tribench.reports.regression.history_html import render
 from typer.testing import CliRunner
 
 from tests import runfile_builder as rb
 from tests.helpers import tribench
-from tribench.cli.app import app
+from tribench.cli import app
+from tribench.reports.regression.changepoint import e_divisive, segment_scores
+from tribench.reports.regression.history import history, load_runs, matches
+from tribench.reports.regression.history_html import render
 
 
 def _noisy(seed: int, n: int, sigma: float = 0.03) -> np.ndarray:

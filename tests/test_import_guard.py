@@ -5,10 +5,10 @@ import subprocess
 import sys
 
 import pytest
-from tribench.harness.import_guard import packages_to_block
-from tribench.harness.results import load_run
 
 from tests.helpers import ROOT, tribench
+from tribench.harness.import_guard import packages_to_block
+from tribench.harness.results import load_run
 
 
 def test_each_built_in_backend_blocks_the_others_packages():

@@ -8,17 +8,18 @@ import math
 import os
 
 import pytest
+
 from tribench.backends.base import CaseSkipped
 from tribench.backends.jax.devices import DeviceFacts, device_skip_reason, precision_skip_reason
+from tribench.core.spec import CaseSpec
 from tribench.suites import workloads
 from tribench.suites.workloads import LSTMClassifierSpec, LSTMLanguageModelSpec, ResNetSpec
-
-from tribench.core.spec import CaseSpec
 
 jax = pytest.importorskip("jax")
 
 import flax.linen as nn  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+
 from tribench.backends.jax import adapter, fast_paths, models  # noqa: E402
 from tribench.backends.jax import backend as entry  # noqa: E402
 

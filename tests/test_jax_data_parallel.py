@@ -16,13 +16,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from tribench.backends.jax import launch
-from tribench.backends.jax.launch import Coordinator, coordinator, worker_env
-from tribench.harness.distributed import free_port
 
 from tests.helpers import ROOT
+from tribench.backends.jax import launch
+from tribench.backends.jax.launch import Coordinator, coordinator, worker_env
 from tribench.core.errors import InvalidValue
 from tribench.core.spec import CaseSpec
+from tribench.harness.distributed import free_port
 
 FLAG = "--xla_force_host_platform_device_count"
 TINY_CNN_PARAMS = 93_322

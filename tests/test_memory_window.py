@@ -2,12 +2,12 @@
 compile step, host and device alike, and the growth over that start is reported beside the lifetime peak."""
 
 import pytest
-from tribench.harness.probes import memory
-from tribench.harness.results import load_run
-from tribench.harness.timing import TimingConfig, measure
 
 from tests.fakes import FakeClock, FakeSession
 from tests.helpers import tribench
+from tribench.harness.probes import memory
+from tribench.harness.results import load_run
+from tribench.harness.timing import TimingConfig, measure
 
 
 def test_the_mark_runs_once_right_after_the_compile_step():

@@ -1,9 +1,9 @@
 """A machine without a framework: listed as missing, its cases skipped, the others still run."""
 
 import pytest
-from tribench.harness.results import load_run
 
 from tests.helpers import ROOT, tribench
+from tribench.harness.results import load_run
 
 HIDE_FOLDER = ROOT / "tests" / "hide_frameworks"
 

@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from tribench.harness.cluster import PORT_SPAN, Cluster, resolve
-from tribench.harness.distributed import free_port, rank_env
 
 from tests.helpers import ROOT, tribench
 from tribench.core.errors import InvalidValue
 from tribench.core.spec import CaseSpec
+from tribench.harness.cluster import PORT_SPAN, Cluster, resolve
+from tribench.harness.distributed import free_port, rank_env
 
 HOST_ARGS = ("--backend", "torch", "--workload", "cnn", "--mode", "train,infer", "--size", "tiny", "--batch", "4",
              "--min-steps", "5", "--min-time", "0.1", "--max-time", "0.3", "--no-energy", "--idle-baseline", "0",

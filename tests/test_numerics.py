@@ -9,11 +9,11 @@ import subprocess
 import sys
 
 import pytest
+
+from tests.helpers import ROOT, tribench
 from tribench.harness.efficiency import reference_precision
 from tribench.harness.numerics import gpu_numerics, host_numerics
 from tribench.harness.results import load_run
-
-from tests.helpers import ROOT, tribench
 
 NOT_HERE = "tf32 is an NVIDIA tensor-core mode (CUDA compute capability >= 8.0); not applicable to cpu"
 

@@ -10,11 +10,10 @@ import sys
 import tomllib
 from pathlib import Path
 
-from tribench.harness.results import load_run
-
 from tests.helpers import ROOT
 from tests.test_layering import SOURCE_ROOTS
 from tribench import __version__
+from tribench.harness.results import load_run
 
 QUICK_RUN = ("run", "--backend", "torch", "--workload", "cnn", "--size", "tiny", "--mode", "infer", "--processes",
              "1", "--min-time", "0.05", "--max-time", "0.2", "--sustained-time", "0.05", "--no-energy")

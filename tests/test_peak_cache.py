@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from tribench.harness import datasheet, environment, peak
 from tribench.harness import peak_measure as pm
 from tribench.harness.peak_measure import PeakOptions

@@ -2,11 +2,10 @@
 
 from pathlib import Path
 
+from tribench.core.spec import CaseSpec
 from tribench.harness.planner import PlannedCase
 from tribench.harness.results import RunFile
 from tribench.harness.runner import RunOptions, execute
-
-from tribench.core.spec import CaseSpec
 
 SPEC = CaseSpec("torch", "cnn", "tiny", "infer", 8)
 

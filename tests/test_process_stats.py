@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
+
 from tribench.harness.process_stats import ACROSS, WITHIN, across_processes, estimate, within_one_process
 
 

@@ -12,15 +12,15 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+
+from tests.helpers import ROOT, fake_env, tribench
 from tribench.backends.jax.profiling import table_from_trace
 from tribench.backends.tensorflow.xplane import table_from_xspace
 from tribench.backends.torch.profiling import _rows as torch_rows
+from tribench.core.spec import CaseSpec
 from tribench.harness import profiling
 from tribench.harness.profiling import OperatorRow, OpEvent, ProfileOptions, ProfileRequest, operator_table
 from tribench.harness.timing import TimingConfig
-
-from tests.helpers import ROOT, fake_env, tribench
-from tribench.core.spec import CaseSpec
 
 PROFILED_BACKEND = "fakeprof=tests.fakes.profiled_backend"
 

@@ -26,6 +26,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+
 from tribench.reports import dataset
 from tribench.reports.html.report import render
 

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from tribench.reports import dataset
 from tribench.reports.energy_reading import ESTIMATE_ONLY, NO_ENERGY, energy_per_sample
 from tribench.reports.html.charts import thin

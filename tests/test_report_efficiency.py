@@ -13,13 +13,13 @@ import re
 from pathlib import Path
 
 import pytest
+
+from tests.test_report_browser import RenderedCharts, _chart_keys, _write, browse, console_messages
+from tests.test_report_html import BREAKOUT, SECTIONS, XSS, Page
 from tribench.harness.efficiency import NO_PEAKS
 from tribench.reports import dataset
 from tribench.reports.html.charts import CHART_OPERATORS
 from tribench.reports.html.report import render
-
-from tests.test_report_browser import RenderedCharts, _chart_keys, _write, browse, console_messages
-from tests.test_report_html import BREAKOUT, SECTIONS, XSS, Page
 
 DATA = Path(__file__).resolve().parent / "data"
 RUN = DATA / "run-profiled.json"

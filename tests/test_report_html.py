@@ -13,6 +13,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+
 from tribench.reports import dataset
 from tribench.reports.energy_reading import NO_ENERGY
 from tribench.reports.html.blocks import Section

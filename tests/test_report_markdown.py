@@ -8,6 +8,7 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 from rich.console import Console
+
 from tribench.reports import dataset
 from tribench.reports.text import markdown, terminal
 

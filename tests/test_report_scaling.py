@@ -13,15 +13,15 @@ import json
 from pathlib import Path
 
 import pytest
+
+from tests.test_report_html import BREAKOUT, MARKDOWN, SECTIONS, XSS, Page
+from tests.test_report_markdown import _to_html
 from tribench.harness.distributed_metrics import add_scaling
 from tribench.reports import dataset
 from tribench.reports.html.report import render
 from tribench.reports.html.scaling_section import BASELINE_TEXT, SECTION_ID
 from tribench.reports.report_format import number
 from tribench.reports.text import markdown
-
-from tests.test_report_html import BREAKOUT, MARKDOWN, SECTIONS, XSS, Page
-from tests.test_report_markdown import _to_html
 
 DATA = Path(__file__).resolve().parent / "data"
 RUN = DATA / "run-scaling.json"

@@ -4,11 +4,11 @@ import json
 import math
 
 import pytest
-from tribench.harness.results import RunFile, load_run
 
 from tribench import reports
 from tribench.core.errors import ResultFileError
 from tribench.core.spec import CaseSpec
+from tribench.harness.results import RunFile, load_run
 
 SPEC = CaseSpec("torch", "transformer", "tiny", "train", 8)
 

@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 import pytest
-from tribench.harness.results import load_run
 
 from tests.helpers import ROOT, fake_env, pid_alive, tribench, wait_for
+from tribench.harness.results import load_run
 
 FAST = ["--backend", "fake", "--mode", "train", "--min-time", "0.05", "--max-time", "0.2"]
 

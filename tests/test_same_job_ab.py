@@ -6,13 +6,13 @@ import random
 import stat
 
 import pytest
-from tribench.harness.ab import parse_pythons, with_envs
-from tribench.harness.results import load_run
-from tribench.harness.runner import interleaved
 
 from tests.helpers import fake_env, tribench
 from tribench.core.errors import InvalidValue
 from tribench.core.spec import CaseSpec
+from tribench.harness.ab import parse_pythons, with_envs
+from tribench.harness.results import load_run
+from tribench.harness.runner import interleaved
 
 
 @pytest.fixture

@@ -7,12 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import ROOT, fake_env, tribench
 from tribench.harness import env_capture
 from tribench.harness.redaction import REDACTED, credential_value_reason, scrub, secret_name_reason
 from tribench.harness.results import load_run
 from tribench.reports.share_safe import host_placeholder, redact_run
-
-from tests.helpers import ROOT, fake_env, tribench
 
 PLANTED = {
     "TF_TOKEN_app_terraform_io": "s3cr3t-demo-terraform",

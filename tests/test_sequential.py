@@ -5,6 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.test_process_rule import _process
+from tribench.core.errors import InvalidValue
+from tribench.core.spec import CaseSpec
 from tribench.harness.planner import PlannedCase
 from tribench.harness.results import RunFile
 from tribench.harness.runner import RunOptions, execute
@@ -17,10 +21,6 @@ from tribench.reports.regression.compare import (
     side_from_run,
 )
 from tribench.reports.regression.stats_tests import adjust
-
-from tests.test_process_rule import _process
-from tribench.core.errors import InvalidValue
-from tribench.core.spec import CaseSpec
 
 PLAN = SequentialPlan(threshold=0.05, alpha=0.05, min_pairs=3, max_pairs=30)
 

@@ -3,9 +3,8 @@ processes each forked from one server per framework."""
 
 import os
 
-from tribench.harness.results import load_run
-
 from tests.helpers import tribench
+from tribench.harness.results import load_run
 
 BACKENDS = ["torch", "tensorflow", "jax"]
 

@@ -1,13 +1,13 @@
 """Case specs, matrices, suite files and planning."""
 
 import pytest
-from tribench.backends.base import Availability
-from tribench.harness.planner import best_device, plan
-from tribench.suites import Matrix, expand, suite_file
 
 from tribench import backends
+from tribench.backends.base import Availability
 from tribench.core.errors import InvalidChoice, InvalidValue, SuiteFileError
 from tribench.core.spec import CaseSpec, parse_batch_size
+from tribench.harness.planner import best_device, plan
+from tribench.suites import Matrix, expand, suite_file
 
 
 def test_case_id_is_stable_and_readable():

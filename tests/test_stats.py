@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
+
 from tribench.harness.stats import _median_ci_rank, median_ci, percentile, summarize
 
 

@@ -5,15 +5,15 @@ import math
 import statistics
 
 import pytest
-from tribench.harness.aggregate import case_metrics
-from tribench.harness.process_stats import across_processes
-from tribench.harness.timing import TimingConfig, measure
-from tribench.reports.regression.compare import compare_sides, side_from_run
 
 from tests import runfile_builder as rb
 from tests.fakes import FakeClock, FakeSession, QueuedDeviceSession
 from tribench.core.errors import InvalidValue
 from tribench.core.spec import CaseSpec
+from tribench.harness.aggregate import case_metrics
+from tribench.harness.process_stats import across_processes
+from tribench.harness.timing import TimingConfig, measure
+from tribench.reports.regression.compare import compare_sides, side_from_run
 
 T = 1 / 1024  # dyadic: sums are exact
 

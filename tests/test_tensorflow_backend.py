@@ -23,12 +23,12 @@ pytest.importorskip("keras")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow.python.framework import ops as tf_ops  # noqa: E402
+
 from tribench.backends.base import CaseSkipped  # noqa: E402
 from tribench.backends.tensorflow import adapter, devices, fast_paths, models  # noqa: E402
 from tribench.backends.tensorflow import backend as entry  # noqa: E402
-from tribench.suites import workloads  # noqa: E402
-
 from tribench.core.spec import CaseSpec  # noqa: E402
+from tribench.suites import workloads  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKLOADS = ("cnn", "rnn", "transformer")

@@ -24,11 +24,10 @@ import pytest
 pytest.importorskip("tensorflow")
 pytest.importorskip("keras")
 
+from tests.helpers import ROOT  # noqa: E402
 from tribench.backends.base import CaseSkipped  # noqa: E402
 from tribench.backends.tensorflow import adapter, cluster, devices, parallel  # noqa: E402
 from tribench.backends.tensorflow import backend as entry  # noqa: E402
-
-from tests.helpers import ROOT  # noqa: E402
 from tribench.core.errors import InvalidValue  # noqa: E402
 from tribench.core.spec import CaseSpec  # noqa: E402
 

@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import ROOT, fake_env, tribench, wait_for
+from tribench.core.errors import InvalidValue
 from tribench.harness.probes.sampler import PeriodicSampler
 from tribench.harness.results import load_run
 from tribench.harness.threads import (
@@ -20,9 +23,6 @@ from tribench.harness.threads import (
     read_quota,
     set_probe_cpus,
 )
-
-from tests.helpers import ROOT, fake_env, tribench, wait_for
-from tribench.core.errors import InvalidValue
 
 # --------------------------------------------------------------------------- the rule
 

@@ -3,10 +3,10 @@
 import itertools
 
 import pytest
-from tribench.harness.timing import TimingConfig, is_steady, measure
 
 from tests.fakes import FakeClock, FakeSession
 from tribench.core.errors import InvalidValue
+from tribench.harness.timing import TimingConfig, is_steady, measure
 
 T = 1 / 1024  # a dyadic step time: sums of it are exact in binary floating point
 

@@ -12,12 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tribench.backends.base import CaseSkipped
 from tribench.backends.torch import devices
 from tribench.backends.torch.devices import DeviceFacts
-from tribench.suites import workloads
-
 from tribench.core.spec import CaseSpec
+from tribench.suites import workloads
 
 torch = pytest.importorskip("torch")
 
@@ -25,6 +25,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
 from tribench.backends.torch import adapter, fast_paths, models  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -52,6 +52,7 @@ import jax.extend.backend
 import jax.numpy as jnp
 import jaxlib
 import optax
+
 from tribench.backends.base import Availability, CaseSkipped, MemoryReading
 from tribench.backends.jax import fast_paths
 from tribench.backends.jax.devices import (
@@ -61,6 +62,8 @@ from tribench.backends.jax.devices import (
     precision_skip_reason,
 )
 from tribench.backends.jax.models import build_model, input_shape, takes_tokens
+from tribench.core.readings import Reading
+from tribench.core.spec import CaseSpec
 from tribench.harness import cpuinfo, numerics
 from tribench.harness.probes.memory import AFTER_COMPILE, LIFETIME
 from tribench.suites.workloads import (
@@ -73,9 +76,6 @@ from tribench.suites.workloads import (
     ResNetSpec,
     TransformerSpec,
 )
-
-from tribench.core.readings import Reading
-from tribench.core.spec import CaseSpec
 
 NAME = "jax"
 PREALLOCATE_ENV = "XLA_PYTHON_CLIENT_PREALLOCATE"

@@ -7,9 +7,8 @@ from typing import Any
 
 from tribench.backends.base import Availability, CaseSkipped
 from tribench.backends.jax import adapter, parallel
-from tribench.suites import workloads
-
 from tribench.core.spec import CaseSpec
+from tribench.suites import workloads
 
 
 class JaxBackend:

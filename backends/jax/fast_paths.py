@@ -26,6 +26,7 @@ from functools import partial
 from typing import Any
 
 import jax
+
 from tribench.backends.jax.devices import DeviceFacts
 
 CUDNN_ATTENTION_DTYPES = ("bf16", "fp16")

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax.linen.dtypes import promote_dtype
+
 from tribench.suites.workloads import (
     Architecture,
     ConvNetSpec,

@@ -34,14 +34,14 @@ from typing import Any
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
 from tribench.backends.base import CaseSkipped, MemoryReading
 from tribench.backends.jax import adapter, launch
 from tribench.backends.jax.devices import precision_skip_reason
-from tribench.harness.probes.memory import LIFETIME
-from tribench.suites.workloads import Architecture
-
 from tribench.core.readings import Reading
 from tribench.core.spec import CaseSpec
+from tribench.harness.probes.memory import LIFETIME
+from tribench.suites.workloads import Architecture
 
 DATA_AXIS = "data"
 START_BARRIER = "tribench: start of the measurement"

@@ -20,6 +20,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+
 from tribench.backends.base import CaseSkipped
 from tribench.backends.jax.adapter import select_device
 from tribench.backends.jax.devices import DeviceFacts, precision_skip_reason

@@ -44,9 +44,11 @@ require_keras_on_tensorflow(os.environ)  # before TensorFlow imports Keras
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
+
 from tribench.backends.base import Availability, CaseSkipped, MemoryReading  # noqa: E402
 from tribench.backends.tensorflow import devices, fast_paths  # noqa: E402
 from tribench.backends.tensorflow.models import build_model, input_signature  # noqa: E402
+from tribench.core.spec import CaseSpec  # noqa: E402
 from tribench.harness import cpuinfo, numerics  # noqa: E402
 from tribench.harness.probes.memory import AFTER_COMPILE  # noqa: E402
 from tribench.suites.workloads import (  # noqa: E402
@@ -59,8 +61,6 @@ from tribench.suites.workloads import (  # noqa: E402
     ResNetSpec,
     TransformerSpec,
 )
-
-from tribench.core.spec import CaseSpec  # noqa: E402
 
 NAME = "tensorflow"
 INSTALL_HINT = "pip install -e '.[tensorflow]'"

@@ -11,9 +11,8 @@ from typing import Any
 
 from tribench.backends.base import Availability, CaseSkipped
 from tribench.backends.tensorflow import adapter, devices, parallel
-from tribench.suites import workloads
-
 from tribench.core.spec import CaseSpec
+from tribench.suites import workloads
 
 
 class TensorFlowBackend:

@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping
 
 from tribench.backends.base import CaseSkipped
-from tribench.harness import cpuinfo, numerics
-
 from tribench.core.readings import Reading
+from tribench.harness import cpuinfo, numerics
 
 KERAS_BACKEND_VAR = "KERAS_BACKEND"
 

@@ -23,6 +23,7 @@ require_keras_on_tensorflow(os.environ)
 import keras  # noqa: E402  (Keras reads KERAS_BACKEND at import)
 import numpy as np  # noqa: E402
 from keras import layers, ops  # noqa: E402
+
 from tribench.suites.workloads import (  # noqa: E402
     Architecture,
     ConvNetSpec,

@@ -46,13 +46,13 @@ from typing import Any
 import keras
 import tensorflow as tf
 from tensorflow.python.eager import context
+
 from tribench.backends.base import CaseSkipped, MemoryReading
 from tribench.backends.tensorflow import adapter, cluster, devices
 from tribench.backends.tensorflow.models import build_model
-from tribench.suites.workloads import SEED, Architecture
-
 from tribench.core.errors import InvalidValue
 from tribench.core.spec import CaseSpec
+from tribench.suites.workloads import SEED, Architecture
 
 TF_KINDS = {"cpu": "CPU", "gpu": "GPU"}
 SLURM_DEFAULT_PORT = 8888   # SlurmClusterResolver's own default, when the harness gave no MASTER_PORT

@@ -23,6 +23,7 @@ from tribench.backends.tensorflow.devices import require_keras_on_tensorflow
 require_keras_on_tensorflow(os.environ)  # before TensorFlow imports Keras
 
 import tensorflow as tf  # noqa: E402
+
 from tribench.backends.tensorflow import adapter, devices  # noqa: E402
 from tribench.harness import cpuinfo  # noqa: E402
 from tribench.harness import peak_measure as pm  # noqa: E402

@@ -31,8 +31,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
 from tribench.backends.base import Availability, CaseSkipped, MemoryReading
 from tribench.backends.torch import devices, distributed, fast_paths, models
+from tribench.core.readings import Reading
+from tribench.core.spec import CaseSpec
 from tribench.harness import cpuinfo, numerics
 from tribench.harness.probes.memory import AFTER_COMPILE
 from tribench.suites import workloads
@@ -44,9 +47,6 @@ from tribench.suites.workloads import (
     ResNetSpec,
     TransformerSpec,
 )
-
-from tribench.core.readings import Reading
-from tribench.core.spec import CaseSpec
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 CPU_MEMORY_REASON = (

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 from torch.nn.attention import SDPBackend
+
 from tribench.backends.torch import devices
 
 ADAM_RULE = "Adam(fused=True) on every device: measured no slower than foreach on this project's CPU runs"

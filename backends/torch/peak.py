@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
 from tribench.backends.torch import devices
 from tribench.backends.torch.adapter import _SYNC, _device_facts
 from tribench.harness import peak_measure as pm

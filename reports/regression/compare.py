@@ -40,10 +40,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tribench.core.errors import TribenchError
 from tribench.reports.regression.compare_metrics import METRICS, Metric, Thresholds, reading_value, step_samples
 from tribench.reports.share_safe import redact_run
-
-from tribench.core.errors import TribenchError
 
 if TYPE_CHECKING:
     from tribench.harness.process_stats import ProcessTest

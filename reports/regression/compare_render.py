@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
+
 from tribench.reports import units
 from tribench.reports.regression.compare import DEFAULT_FAIL_ON, CaseResult, Comparison, MetricResult
 

@@ -18,11 +18,10 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from tribench.core.errors import InvalidChoice
 from tribench.harness.stats import percentile, summarize
 from tribench.reports.regression.compare_metrics import reading_value, step_samples
 from tribench.reports.report_format import ci_basis_text, quality_text
-
-from tribench.core.errors import InvalidChoice
 
 FORMATS = ("pytest-benchmark", "github-action-benchmark", "csv")
 TOOLS = ("customBiggerIsBetter", "customSmallerIsBetter")

@@ -19,11 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tribench.core.errors import InvalidValue, ResultFileError
 from tribench.harness.results import KIND, load_run
 from tribench.reports.regression.compare import fingerprint_differences
 from tribench.reports.regression.compare_metrics import METRICS, series_value
-
-from tribench.core.errors import InvalidValue, ResultFileError
 
 DEFAULT_METRICS = ("throughput", "latency_p50", "latency_p99")
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
+
 from tribench.reports.regression.compare_render import format_value, md_escape
 from tribench.reports.regression.history import ChangePointInfo, RunInfo, Series
 

@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from tribench.core.spec import CaseSpec
 from tribench.harness.aggregate import case_metrics, case_status, workload_facts
 from tribench.harness.environment import fingerprint
 from tribench.harness.results import KIND, SCHEMA_VERSION
-
-from tribench.core.spec import CaseSpec
 
 Steps = int | tuple[int, int]  # a fixed count, or an inclusive range each process draws from
 Shift = Mapping[int | str, float]  # case index or case id -> factor on its true median step time

@@ -6,6 +6,7 @@ from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
+
 from tribench.reports import units
 from tribench.reports.frame import device_memory
 from tribench.reports.report_format import (

@@ -10,6 +10,7 @@ from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
+
 from tribench.reports.dataset import ReportData, fingerprint_differences
 from tribench.reports.text.summary import SUMMARY_COLUMNS, energy_reasons, ok_rows, problem_rows, status_counts
 

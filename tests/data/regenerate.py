@@ -23,11 +23,10 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tribench.core.spec import CaseSpec  # noqa: E402
 from tribench.harness.aggregate import case_metrics, case_status  # noqa: E402
 from tribench.harness.distributed import merge_ranks  # noqa: E402
 from tribench.harness.distributed_metrics import add_scaling  # noqa: E402
-
-from tribench.core.spec import CaseSpec  # noqa: E402
 
 KEEP_SAMPLES = 120
 KEEP_WARMUP = 10

@@ -21,7 +21,6 @@ import sys
 import time
 
 from tribench.backends.base import Availability, CaseSkipped
-
 from tribench.core.readings import Reading
 
 

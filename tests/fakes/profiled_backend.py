@@ -12,9 +12,8 @@ import json
 import os
 from pathlib import Path
 
-from tribench.backends.base import Availability
-
 from tests.fakes.backend import FakeSession
+from tribench.backends.base import Availability
 
 
 class ProfiledSession(FakeSession):
