@@ -6,8 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.helpers import fake_env, tribench
+from tribench import cli
 from tribench.backends.base import Availability
-from tribench.cli import app as cli
 from tribench.core.errors import BackendUnavailable
 from tribench.core.spec import CaseSpec
 from tribench.harness import availability as availability_module

@@ -6,8 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.helpers import FAKE_BACKEND, fake_env, tribench
+from tribench import cli
 from tribench.backends.base import Availability
-from tribench.cli import app as cli
 from tribench.core.spec import CaseSpec
 from tribench.harness import availability as availability_module
 from tribench.harness.probes import nvml, rapl

@@ -78,3 +78,14 @@ def test_the_version_is_one_number_everywhere():
     assert project["project"]["dynamic"] == ["version"]
     assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "tribench.__version__"}
     assert re.fullmatch(r"\d+\.\d+\.\d+", __version__)
+
+
+def test_no_code_imports_the_old_top_level_names():
+    """``import harness``/``from reports import`` would load a user's folder, or fail on an install: every
+    import, also those in code strings run by subprocesses, names tribench."""
+    old = re.compile(r"(^|[\s\"';(])(?<!tribench )(from|import) (harness|backends|suites|reports)\b(?!/)")
+    folders = [*SOURCE_ROOTS.values(), ROOT / "tests", ROOT / "benchmarks"]
+    found = [f"{path.relative_to(ROOT)}:{number}" for folder in folders for path in folder.rglob("*.py")
+             for number, line in enumerate(path.read_text().splitlines(), 1)
+             if old.search(line) and not line.lstrip().startswith("#")]
+    assert found == []

@@ -106,7 +106,8 @@ def test_run_with_report_writes_it_next_to_the_run_file(tmp_path):
 
 
 def test_building_reports_imports_no_framework(tmp_path):
-    code = ("import sys\nfrom reports import html, markdown, dataset, terminal\n"
+    code = ("import sys\nfrom tribench.reports import dataset\nfrom tribench.reports.html import report as html\n"
+            "from tribench.reports.text import markdown, terminal\n"
             f"data = dataset.load([{str(DATA / 'run-sweep.json')!r}, {str(DATA / 'run-problems.json')!r}])\n"
             "html.render(data); markdown.render(data); terminal.render(data)\n"
             "print(','.join(m for m in ('torch', 'tensorflow', 'jax', 'jaxlib', 'keras') if m in sys.modules))")
