@@ -9,11 +9,11 @@ STAMP   = $(VENV)/.tribench-installed
 
 .PHONY: bench test lint clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "tribench needs Python 3.11 or newer")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[all,dev]'
+	$(PY) -m pip install --quiet -e '.[all,dev]' -c constraints.txt
 	touch $(STAMP)
 
 bench: $(STAMP)

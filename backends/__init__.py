@@ -39,23 +39,29 @@ class BackendEntry:
     # The top-level packages of the framework: a worker of any other built-in backend blocks them
     # (harness.import_guard); empty for out-of-tree backends, which block nothing.
     packages: tuple[str, ...] = ()
+    # The command that installs the framework's build for NVIDIA GPUs, shown when the machine has a GPU
+    # this framework does not see (harness.accelerator_hints); empty: the framework has no such build.
+    gpu_install_hint: str = ""
 
 
 _BUILTIN = (
     BackendEntry("torch", "tribench.backends.torch.adapter", ("torch",), "pip install -e '.[torch]'",
+                 gpu_install_hint="pip install torch --index-url https://download.pytorch.org/whl/cu128 (a CUDA build)",
                  packages=("torch", "torchvision", "torchaudio"), compile_modes=(
         ("native", "eager PyTorch"), ("compiled", "torch.compile (TorchInductor)"),
         ("op-by-op", "eager PyTorch (the same as native)"))),
     BackendEntry(
         "tensorflow", "tribench.backends.tensorflow.backend", ("tensorflow", "keras"),
         "pip install -e '.[tensorflow]'", launch="single-process",
+        gpu_install_hint="pip uninstall -y tensorflow-cpu && pip install -e '.[tensorflow-cuda]'",
         packages=("tensorflow", "keras", "tf_keras"), compile_modes=(
             ("native", "tf.function graph (no XLA; on a TPU, XLA as every function)"),
             ("compiled", "tf.function(jit_compile=True) (XLA)"),
             ("op-by-op", "eager TensorFlow, no tf.function")),
     ),
     BackendEntry("jax", "tribench.backends.jax.backend", ("jax", "flax", "optax"), "pip install -e '.[jax]'",
-                 launch="single-process", worker_env="tribench.backends.jax.launch",
+                 launch="single-process", gpu_install_hint="pip install -e '.[jax-cuda]'",
+                 worker_env="tribench.backends.jax.launch",
                  packages=("jax", "jaxlib", "flax", "optax", "orbax"), compile_modes=(
                      ("native", "jax.jit (XLA)"), ("compiled", "jax.jit (XLA; the same program as native)"),
                      ("op-by-op", "no jax.jit: every op dispatched on its own"))),
@@ -116,3 +122,9 @@ def get(name: str):
     """Import the adapter of ``name`` (and so its framework) and return its Backend."""
     module = importlib.import_module(entry(name).module)
     return module.backend()
+
+
+def gpu_install_hint(name: str) -> str:
+    """The command that installs ``name``'s build for NVIDIA GPUs ("" when the registry has none)."""
+    entry = entries().get(name)
+    return entry.gpu_install_hint if entry else ""

@@ -24,9 +24,7 @@ from tribench.core.errors import OutputPathError, ResultFileError
 from tribench.core.spec import CaseSpec
 from tribench.harness import redaction
 from tribench.harness.aggregate import case_metrics, case_status, workload_facts
-
-SCHEMA_VERSION = 1
-KIND = "tribench-run"
+from tribench.harness.schema import KIND, SCHEMA_VERSION, problem
 
 
 def now_iso() -> str:
@@ -166,4 +164,7 @@ def load_run(path: str | os.PathLike) -> dict[str, Any]:
     data = _migrate(data, path)
     if not isinstance(data.get("cases"), list):
         raise ResultFileError(f"{path}: run file has no list of cases; the file is damaged")
+    found = problem(data)
+    if found:
+        raise ResultFileError(f"{path}: not a valid run file: {found} (the format: tribench schema)")
     return data

@@ -5,7 +5,8 @@
 * ``report``: ``tribench report``;
 * ``regress``: ``tribench compare``, ``history``, ``export`` and ``redact``;
 * ``peak``: ``tribench peak``;
-* ``merge``: ``tribench merge``.
+* ``merge``: ``tribench merge``;
+* ``schema``: ``tribench schema``.
 
 Importing this package must stay cheap: no framework, no pandas; each command imports what it needs
 when it runs. User mistakes are ``TribenchError``s: one line on stderr, exit code 2.
@@ -19,7 +20,7 @@ import typer
 from rich.markup import escape
 
 from tribench import __version__
-from tribench.cli import listing, merge, peak, regress, report, run
+from tribench.cli import listing, merge, peak, regress, report, run, schema
 from tribench.cli.console import err, out
 from tribench.core.errors import TribenchError
 
@@ -49,6 +50,7 @@ for _name in ("compare", "history", "export", "redact"):
     app.command(_name)(getattr(regress, _name))
 app.command("peak")(peak.peak)
 app.command("merge")(merge.merge)
+app.command("schema")(schema.schema)
 
 
 def main() -> None:

@@ -48,12 +48,24 @@ def _availabilities():
         return [availability.query(name) for name in backends.names()]
 
 
+def _gpu_hints(availabilities) -> dict[str, str]:
+    """backend -> why it sees no GPU the machine has, and the fix (``harness.accelerator_hints``)."""
+    from tribench.harness.accelerator_hints import unseen_gpus
+    from tribench.harness.environment import nvidia_gpus
+
+    return unseen_gpus(nvidia_gpus(), availabilities)
+
+
 def _list_backends() -> None:
     table = Table(title="backends")
     for column in ("backend", "installed", "version", "devices", "notes"):
         table.add_column(column, overflow="fold")
-    for info in _availabilities():
+    availabilities = _availabilities()
+    hints = _gpu_hints(availabilities)
+    for info in availabilities:
         notes = list(info.notes)
+        if info.name in hints:
+            notes.insert(0, hints[info.name])
         if info.reason:
             notes.insert(0, info.reason + (f"; install with: {info.install_hint}" if not info.installed else ""))
         table.add_row(info.name, "yes" if info.installed else "[red]missing[/]", info.version or "-",
@@ -108,14 +120,19 @@ def env(as_json: bool = typer.Option(False, "--json", help="Print the capture as
     from tribench.harness.probes import sources
     from tribench.reports.text.table import energy_sources_table
 
-    frameworks = {info.name: info.to_dict() for info in _availabilities()}
-    captured = environment.capture(frameworks)
+    availabilities = _availabilities()
+    captured = environment.capture({info.name: info.to_dict() for info in availabilities})
     captured["energy_sources"] = sources.describe()  # which energy counters this machine offers, and why not
+    hints = _gpu_hints(availabilities)
+    if hints:  # a GPU the machine has that a framework does not see
+        captured["accelerator_hints"] = hints
     if as_json:
         print(json.dumps(captured, indent=2))
         return
-    _print_tree({key: value for key, value in captured.items() if key != "energy_sources"})
+    _print_tree({key: value for key, value in captured.items() if key not in ("energy_sources", "accelerator_hints")})
     out.print(energy_sources_table(captured["energy_sources"]))
+    for name, hint in hints.items():
+        out.print(f"[yellow]{escape(name)}[/]: {escape(hint)}")
 
 
 def _print_tree(data: dict, indent: int = 0) -> None:
