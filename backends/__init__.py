@@ -5,18 +5,23 @@ framework needs. Nothing here imports a framework: ``get`` imports the adapter
 module on demand (in a worker process), and ``is_installed`` only asks the
 import system whether the packages could be found.
 
-Out-of-tree backends can be registered with the environment variable
-``TRIBENCH_EXTRA_BACKENDS="name=package.module[,name2=...]"``; the module must
-expose ``backend()`` returning an object that satisfies ``backends.base.Backend``.
-The test suite uses this to run a fake backend through real worker processes.
+Out-of-tree backends are plugins: a distribution registers one under the entry-point group
+``tribench.backends`` (``name = package.module``, the module exposing ``backend()`` that returns
+an object satisfying ``backends.base.Backend``). The environment variable
+``TRIBENCH_EXTRA_BACKENDS="name=package.module[,name2=...]"`` does the same without installing
+anything (the test suite runs a fake backend through real worker processes with it). A plugin can
+add a backend, never replace a built-in one: one that takes a built-in name is not registered, and
+``tribench list backends`` says so. Every entry records where it came from (``origin``).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import importlib.util
 import os
 from dataclasses import dataclass
+from functools import cache
 
 from tribench.core.errors import InvalidChoice, InvalidValue
 
@@ -42,6 +47,8 @@ class BackendEntry:
     # The command that installs the framework's build for NVIDIA GPUs, shown when the machine has a GPU
     # this framework does not see (harness.accelerator_hints); empty: the framework has no such build.
     gpu_install_hint: str = ""
+    # Where the entry came from: "built in", the entry point's distribution, or the environment variable.
+    origin: str = "built in"
 
 
 _BUILTIN = (
@@ -68,6 +75,7 @@ _BUILTIN = (
 )
 
 EXTRA_ENV = "TRIBENCH_EXTRA_BACKENDS"
+ENTRY_POINT_GROUP = "tribench.backends"
 
 
 def _extra_entries() -> tuple[BackendEntry, ...]:
@@ -77,12 +85,43 @@ def _extra_entries() -> tuple[BackendEntry, ...]:
         name, sep, module = item.partition("=")
         if not sep or not name.strip() or not module.strip():
             raise InvalidValue(f"{EXTRA_ENV} entries look like name=package.module, got {item!r}")
-        entries.append(BackendEntry(name.strip(), module.strip(), (), "(registered via " + EXTRA_ENV + ")"))
+        entries.append(BackendEntry(name.strip(), module.strip(), (), "(registered via " + EXTRA_ENV + ")",
+                                    origin=EXTRA_ENV))
     return tuple(entries)
 
 
+@cache
+def _plugin_entries() -> tuple[BackendEntry, ...]:
+    """Backends installed distributions register under ``tribench.backends`` (read once per process)."""
+    found = []
+    for point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = f"{point.dist.name} {point.dist.version}" if point.dist else "an unnamed distribution"
+        module = point.value.partition(":")[0].strip()
+        found.append(BackendEntry(point.name, module, (), f"(a plugin: reinstall {dist.split()[0]})",
+                                  origin=f"entry point of {dist}"))
+    return tuple(found)
+
+
+def _registered() -> tuple[dict[str, BackendEntry], list[BackendEntry]]:
+    """(name -> entry, the plugin entries refused because they take a built-in name)."""
+    known = {entry.name: entry for entry in _BUILTIN}
+    refused = []
+    for added in _plugin_entries() + _extra_entries():  # the variable overrides an installed plugin
+        if added.name in {builtin.name for builtin in _BUILTIN}:
+            refused.append(added)
+        else:
+            known[added.name] = added
+    return known, refused
+
+
 def entries() -> dict[str, BackendEntry]:
-    return {entry.name: entry for entry in _BUILTIN + _extra_entries()}
+    return _registered()[0]
+
+
+def refused_plugins() -> list[str]:
+    """One line per plugin that was not registered because its name is a built-in backend's."""
+    return [f"{entry.name} from {entry.origin} ({entry.module}) is not registered: {entry.name!r} is the built-in "
+            "backend's name; a plugin adds backends, it cannot replace one" for entry in _registered()[1]]
 
 
 def names() -> list[str]:
@@ -120,8 +159,12 @@ def compile_meanings(name: str) -> dict[str, str]:
 
 def get(name: str):
     """Import the adapter of ``name`` (and so its framework) and return its Backend."""
-    module = importlib.import_module(entry(name).module)
-    return module.backend()
+    found = entry(name)
+    module = importlib.import_module(found.module)
+    factory = getattr(module, "backend", None)
+    if not callable(factory):
+        raise ImportError(f"backend {name} ({found.origin}): module {found.module} has no backend() function")
+    return factory()
 
 
 def gpu_install_hint(name: str) -> str:

@@ -57,10 +57,13 @@ def _gpu_hints(availabilities) -> dict[str, str]:
 
 
 def _list_backends() -> None:
+    from tribench import backends
+
     table = Table(title="backends")
-    for column in ("backend", "installed", "version", "devices", "notes"):
+    for column in ("backend", "from", "installed", "version", "devices", "notes"):
         table.add_column(column, overflow="fold")
     availabilities = _availabilities()
+    origins = {name: entry.origin for name, entry in backends.entries().items()}
     hints = _gpu_hints(availabilities)
     for info in availabilities:
         notes = list(info.notes)
@@ -68,9 +71,11 @@ def _list_backends() -> None:
             notes.insert(0, hints[info.name])
         if info.reason:
             notes.insert(0, info.reason + (f"; install with: {info.install_hint}" if not info.installed else ""))
-        table.add_row(info.name, "yes" if info.installed else "[red]missing[/]", info.version or "-",
-                      ", ".join(info.devices) or "-", escape("\n".join(notes)))
+        table.add_row(info.name, escape(origins.get(info.name, "?")), "yes" if info.installed else "[red]missing[/]",
+                      info.version or "-", ", ".join(info.devices) or "-", escape("\n".join(notes)))
     out.print(table)
+    for line in backends.refused_plugins():
+        err.print(f"[yellow]plugin refused[/]: {escape(line)}")
     out.print(_compile_modes_table())
 
 
