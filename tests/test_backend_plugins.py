@@ -25,11 +25,17 @@ def distribution(folder: Path, name: str, points: dict[str, str]) -> dict[str, s
     return {**env, "PYTHONPATH": f"{folder}{os.pathsep}{ROOT}", "FAKE_BACKEND_BEHAVIOUR": "", "COLUMNS": "300"}
 
 
-def test_an_installed_plugin_is_listed_with_its_origin_and_runs(tmp_path):
-    env = distribution(tmp_path / "site", "tribench-fake-plugin", {"fake": "tests.fakes.backend"})
+def list_backends(env: dict[str, str], backend: str) -> tuple[str, str]:
+    """(the table row of ``backend`` in ``tribench list backends``, its stderr with whitespace collapsed)."""
     listed = tribench("list", "backends", env=env)
     assert listed.returncode == 0, listed.stderr
-    row = next(line for line in listed.stdout.splitlines() if line.strip("│ ").startswith("fake "))
+    row = next(line for line in listed.stdout.splitlines() if line.strip("│ ").startswith(backend + " "))
+    return row, " ".join(listed.stderr.split())
+
+
+def test_an_installed_plugin_is_listed_with_its_origin_and_runs(tmp_path):
+    env = distribution(tmp_path / "site", "tribench-fake-plugin", {"fake": "tests.fakes.backend"})
+    row, _ = list_backends(env, "fake")
     assert "entry point of tribench-fake-plugin 1.0" in row
     out = tmp_path / "run.json"
     done = tribench("run", "--backend", "fake", *QUICK, "-o", str(out), env=env)
@@ -40,12 +46,10 @@ def test_an_installed_plugin_is_listed_with_its_origin_and_runs(tmp_path):
 
 def test_a_plugin_cannot_replace_a_built_in_backend(tmp_path):
     env = distribution(tmp_path / "site", "evil-torch", {"torch": "tests.fakes.backend"})
-    listed = tribench("list", "backends", env=env)
-    assert listed.returncode == 0, listed.stderr
-    torch_row = next(line for line in listed.stdout.splitlines() if line.strip("│ ").startswith("torch "))
+    torch_row, stderr = list_backends(env, "torch")
     assert "built in" in torch_row
     assert ("plugin refused: torch from entry point of evil-torch 1.0 (tests.fakes.backend) is not registered: "
-            "'torch' is the built-in backend's name") in " ".join(listed.stderr.split())
+            "'torch' is the built-in backend's name") in stderr
 
 
 def test_a_plugin_without_a_backend_function_is_one_clear_line(tmp_path):
