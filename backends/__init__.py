@@ -105,9 +105,10 @@ def _plugin_entries() -> tuple[BackendEntry, ...]:
 def _registered() -> tuple[dict[str, BackendEntry], list[BackendEntry]]:
     """(name -> entry, the plugin entries refused because they take a built-in name)."""
     known = {entry.name: entry for entry in _BUILTIN}
+    builtin = set(known)
     refused = []
     for added in _plugin_entries() + _extra_entries():  # the variable overrides an installed plugin
-        if added.name in {builtin.name for builtin in _BUILTIN}:
+        if added.name in builtin:
             refused.append(added)
         else:
             known[added.name] = added

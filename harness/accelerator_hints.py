@@ -26,7 +26,7 @@ def unseen_gpus(nvidia: dict[str, Any], availabilities: list[Availability]) -> d
         if not info.installed or "gpu" in info.devices:
             continue
         fix = backends.gpu_install_hint(info.name) or "install its GPU build"
-        hints[info.name] = (f"this machine has {len(devices)} NVIDIA GPU(s) ({names}; NVML) but {info.name} "
-                            f"{info.version or ''} sees none: a CPU-only build, or GPU libraries it cannot load; "
-                            f"fix: {fix}").replace("  ", " ")
+        framework = f"{info.name} {info.version}" if info.version else info.name
+        hints[info.name] = (f"this machine has {len(devices)} NVIDIA GPU(s) ({names}; NVML) but {framework} sees "
+                            f"none: a CPU-only build, or GPU libraries it cannot load; fix: {fix}")
     return hints

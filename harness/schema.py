@@ -19,7 +19,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 SCHEMA_VERSION = 1
 KIND = "tribench-run"
-STATUSES = ("ok", "skipped", "timeout", "failed")
 
 Number = float  # strict: an int or a float, never a string or a bool
 Status = Literal["ok", "skipped", "timeout", "failed"]
@@ -157,7 +156,6 @@ def problem(data: Any) -> str | None:
 def json_schema() -> dict[str, Any]:
     """The published JSON Schema of a run file (``tribench schema``)."""
     schema = RunFileModel.model_json_schema()
-    schema["$id"] = f"https://tribench.dev/schema/run-file-v{SCHEMA_VERSION}.json"
     schema["title"] = f"tribench run file, schema version {SCHEMA_VERSION}"
     return schema
 

@@ -19,15 +19,20 @@ QUICK_RUN = ("run", "--backend", "torch", "--workload", "cnn", "--size", "tiny",
              "1", "--min-time", "0.05", "--max-time", "0.2", "--sustained-time", "0.05", "--no-energy")
 
 
-def run_tribench(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    """``python -m tribench ARGS`` in ``cwd``, as a user would run it there (tribench found on PYTHONPATH)."""
+def run_tribench(cwd: Path, *args: str, console_script: bool = False) -> subprocess.CompletedProcess:
+    """``python -m tribench ARGS`` in ``cwd`` (tribench found on PYTHONPATH). ``console_script``: started as the
+    ``tribench`` script is, which does not put the working directory on ``sys.path`` (``python -P``)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "tribench", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    command = [sys.executable, *(["-P"] if console_script else []), "-m", "tribench", *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
 def someone_elses_project(folder: Path) -> Path:
-    """A working directory with its own harness/, reports/ and backends/ packages, which fail on import."""
+    """A working directory with its own tribench/, harness/, reports/, backends/ and suites/ packages, which
+    fail on import (tribench's workers and probes must never search the working directory)."""
+    (folder / "tribench" / "harness").mkdir(parents=True)
+    (folder / "tribench" / "harness" / "worker.py").write_text("raise SystemExit('the user\'s worker ran')\n")
+    (folder / "tribench" / "__init__.py").write_text("raise ImportError('this is the user\'s own tribench')\n")
     for name in ("harness", "reports", "backends", "suites"):
         (folder / name).mkdir(parents=True)
         (folder / name / "__init__.py").write_text(f"raise ImportError('this is the user\\'s own {name}')\n")
@@ -44,9 +49,9 @@ def test_a_users_own_harness_reports_and_backends_folders_change_nothing(tmp_pat
     plain = tmp_path / "plain"
     plain.mkdir()
     for folder in (shadowed, plain):
-        done = run_tribench(folder, *QUICK_RUN, "-o", "run.json")
+        done = run_tribench(folder, *QUICK_RUN, "-o", "run.json", console_script=True)
         assert done.returncode == 0, done.stderr
-        report = run_tribench(folder, "report", "run.json", "--format", "markdown")
+        report = run_tribench(folder, "report", "run.json", "--format", "markdown", console_script=True)
         assert report.returncode == 0, report.stderr
         assert "torch" in report.stdout and "error" not in report.stderr
     assert statuses(shadowed / "run.json") == statuses(plain / "run.json")

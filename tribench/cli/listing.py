@@ -48,12 +48,13 @@ def _availabilities():
         return [availability.query(name) for name in backends.names()]
 
 
-def _gpu_hints(availabilities) -> dict[str, str]:
-    """backend -> why it sees no GPU the machine has, and the fix (``harness.accelerator_hints``)."""
+def _gpu_hints(availabilities, nvidia: dict | None = None) -> dict[str, str]:
+    """backend -> why it sees no GPU the machine has, and the fix (``harness.accelerator_hints``); ``nvidia``:
+    NVML's view when the caller already has it."""
     from tribench.harness.accelerator_hints import unseen_gpus
     from tribench.harness.environment import nvidia_gpus
 
-    return unseen_gpus(nvidia_gpus(), availabilities)
+    return unseen_gpus(nvidia if nvidia is not None else nvidia_gpus(), availabilities)
 
 
 def _list_backends() -> None:
@@ -128,7 +129,7 @@ def env(as_json: bool = typer.Option(False, "--json", help="Print the capture as
     availabilities = _availabilities()
     captured = environment.capture({info.name: info.to_dict() for info in availabilities})
     captured["energy_sources"] = sources.describe()  # which energy counters this machine offers, and why not
-    hints = _gpu_hints(availabilities)
+    hints = _gpu_hints(availabilities, captured["accelerators"]["nvidia"])
     if hints:  # a GPU the machine has that a framework does not see
         captured["accelerator_hints"] = hints
     if as_json:
