@@ -72,17 +72,33 @@ def case_status(repeats: list[dict[str, Any]]) -> tuple[str, str | None]:
     return worst["status"], worst.get("error")
 
 
-def workload_facts(spec: CaseSpec) -> dict[str, Any]:
+ANALYTIC_FLOPS_SOURCE = "analytic (suites.workloads; train = 3 x forward)"
+
+
+def step_flops(spec: CaseSpec, repeats: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """FLOPs of one step: the workload's analytic formula, else what the framework's own counter gave a process
+    (a plugin without a formula: ``build.counted_flops``), else unavailable with the reason."""
+    analytic = workloads.get(spec.workload).flops_per_step(spec.size, spec.mode, spec.batch_size)
+    if analytic is not None:
+        return {"value": analytic, "unit": "FLOP", "source": ANALYTIC_FLOPS_SOURCE}
+    counted = next((r["build"]["counted_flops"] for r in repeats or []
+                    if r.get("status") == "ok" and (r.get("build") or {}).get("counted_flops")), None)
+    if counted is not None:
+        return dict(counted)
+    return {"value": None, "unit": "FLOP", "source": "the framework's FLOP counter",
+            "reason": "the workload has no analytic formula and no process counted its FLOPs"}
+
+
+def workload_facts(spec: CaseSpec, repeats: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     workload = workloads.get(spec.workload)
-    return {
-        "flops_per_step": {
-            "value": workload.flops_per_step(spec.size, spec.mode, spec.batch_size),
-            "unit": "FLOP",
-            "source": "analytic (suites.workloads; train = 3 x forward)",
-        },
+    facts = {
+        "flops_per_step": step_flops(spec, repeats),
         "expected_params": workload.expected_params(spec.size, lstm_second_bias=spec.backend == "torch"),
         "tokens_per_sample": workload.tokens_per_sample(spec.size),
     }
+    if not workloads.is_builtin(spec.workload):
+        facts["origin"] = workload.origin
+    return facts
 
 
 def _larger(new: dict[str, Any], current: dict[str, Any] | None) -> bool:
@@ -176,15 +192,16 @@ def case_metrics(spec: CaseSpec, repeats: list[dict[str, Any]],
     if spec.total_devices > 1:  # the ranks' FLOPs over the devices that did them (harness.distributed)
         metrics.update(data_parallel_efficiency(spec, metrics["throughput"]["value"], metrics["ranks"], environment))
     else:
-        metrics.update(efficiency_metrics(spec, loop_step_s, environment))  # MFU from the sustained figure
+        metrics.update(efficiency_metrics(spec, step_flops(spec, ok), loop_step_s, environment))  # sustained
     profile = next((r["profile"] for r in ok if r.get("profile")), None)
     if profile:
         metrics["profile"] = profile   # the first repeat's trace and top operators (harness.profiling)
     return metrics
 
 
-def efficiency_metrics(spec: CaseSpec, step_s: float, environment: dict[str, Any] | None) -> dict[str, Any]:
-    """achieved FLOP/s, MFU against the run's stored peaks and % of datasheet spec (``harness.efficiency``)."""
-
-    flops = workloads.get(spec.workload).flops_per_step(spec.size, spec.mode, spec.batch_size)
-    return case_efficiency(spec.to_dict(), flops, step_s, environment)
+def efficiency_metrics(spec: CaseSpec, flops: dict[str, Any], step_s: float,
+                       environment: dict[str, Any] | None) -> dict[str, Any]:
+    """achieved FLOP/s, MFU against the run's stored peaks and % of datasheet spec (``harness.efficiency``);
+    ``flops``: ``step_flops``, whose source they name (unavailable, with its reason, when it has no value)."""
+    return case_efficiency(spec.to_dict(), flops["value"], step_s, environment, flops_source=flops["source"],
+                           flops_reason=flops.get("reason"))

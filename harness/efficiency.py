@@ -99,17 +99,25 @@ def _absent(unit: str, reason: str, source: str) -> dict[str, Any]:
     return {"value": None, "unit": unit, "source": source, "reason": reason}
 
 
-def case_efficiency(spec: dict[str, Any], flops_per_step: float, step_s: float,
-                    environment: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+ANALYTIC_FLOPS = "analytic FLOPs per step (suites.workloads)"
+
+
+def case_efficiency(spec: dict[str, Any], flops_per_step: float | None, step_s: float,
+                    environment: dict[str, Any] | None, flops_source: str = ANALYTIC_FLOPS,
+                    flops_reason: str | None = None) -> dict[str, dict[str, Any]]:
     """``achieved_flops_per_s``, ``mfu`` and ``spec_fraction`` of one ok case (``spec`` as in the run file).
 
     ``step_s`` is the seconds per step behind the case's throughput: the sustained figure where the
-    run measured one (``harness.sustained``), else the median synced step.
+    run measured one (``harness.sustained``), else the median synced step. ``flops_source`` says where the
+    FLOPs per step came from; without them (None) every figure is unavailable with ``flops_reason``.
     """
+    source = f"{flops_source} / the step time behind the throughput"
+    if flops_per_step is None:
+        why = flops_reason or "no FLOPs per step"
+        return {"achieved_flops_per_s": _absent(FLOPS_UNIT, why, source), "mfu": _absent("fraction", why, MFU_SOURCE),
+                "spec_fraction": _absent("fraction", why, "achieved FLOP/s / datasheet dense peak")}
     achieved = flops_per_step / step_s
-    metrics = {"achieved_flops_per_s": {
-        "value": achieved, "unit": FLOPS_UNIT,
-        "source": "analytic FLOPs per step (suites.workloads) / the step time behind the throughput"}}
+    metrics = {"achieved_flops_per_s": {"value": achieved, "unit": FLOPS_UNIT, "source": source}}
     entries = peak_entries(environment)
     precision = reference_precision(spec["precision"], spec["backend"], spec["device"], entries)
     if not entries:
@@ -155,6 +163,8 @@ def case_bytes(case: dict[str, Any]) -> tuple[float, float, str]:
         return cost["flops"], cost["bytes_accessed"], "XLA cost analysis (flops / bytes accessed of the jitted step)"
     spec = case["spec"]
     flops = case["workload"]["flops_per_step"]["value"]
+    if flops is None or not traffic.has_estimate(spec["workload"]):
+        return flops, None, "no estimate of the bytes a step moves for this workload (no architecture to derive it)"
     moved = traffic.bytes_per_step(spec["workload"], spec["size"], spec["mode"], spec["batch_size"],
                                    spec["precision"])
     return flops, moved, f"analytic FLOPs / {traffic.SOURCE}"
@@ -184,6 +194,8 @@ def roofline_point(case: dict[str, Any], run: dict[str, Any]) -> dict[str, Any] 
         return None
     spec = case["spec"]
     flops, moved, source = case_bytes(case)
+    if moved is None:
+        return None
     intensity = flops / moved
     precision = (metrics.get("mfu") or {}).get("peak_precision") or reference_precision(
         spec["precision"], spec["backend"], spec["device"], peak_entries(run.get("environment")))

@@ -13,7 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from tribench.backends.base import Availability
+from tribench.backends.plugin_support import ONE_DEVICE
 from tribench.core.spec import CaseSpec
+from tribench.suites import workloads
+from tribench.suites.plugins import BrokenWorkload
 
 DEVICE_PREFERENCE = ("gpu", "tpu", "mps", "cpu")
 
@@ -31,7 +34,23 @@ def best_device(availability: Availability) -> str | None:
     return None
 
 
+def workload_skip_reason(spec: CaseSpec) -> str | None:
+    """Why a plugin workload's case cannot run (no builder for the backend, a missing package, several
+    devices), decided here rather than in a worker; None for built-in workloads and broken plugins (whose
+    cases run, and fail with the plugin's reason)."""
+    if workloads.is_builtin(spec.workload):
+        return None
+    workload = workloads.get(spec.workload)
+    if isinstance(workload, BrokenWorkload):
+        return None
+    reason = workload.unsupported_reason(spec.backend) or workload.missing_requirement()
+    return reason or (ONE_DEVICE if spec.total_devices > 1 else None)
+
+
 def plan_case(spec: CaseSpec, availability: Availability) -> PlannedCase:
+    reason = workload_skip_reason(spec)
+    if reason:
+        return PlannedCase(spec, reason)
     if not availability.installed:
         return PlannedCase(spec, f"{spec.backend} {availability.reason}; install with: {availability.install_hint}")
     if availability.reason and not availability.devices:

@@ -113,6 +113,8 @@ class RunFile:
         if "threads" in process_result and "threads" not in case:  # the first process's CPU set and pools
             case["threads"] = process_result["threads"]
         case["metrics"] = case_metrics(spec, repeats, self.data.get("environment"))
+        if case["workload"]["flops_per_step"]["value"] is None:  # a plugin's: counted by the framework
+            case["workload"] = workload_facts(spec, repeats)
         self.save()
         return case
 

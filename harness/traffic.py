@@ -71,6 +71,11 @@ def activation_elements_per_sample(spec: workloads.Architecture) -> int:
     raise TypeError(f"unknown architecture {spec!r}")
 
 
+def has_estimate(workload: str) -> bool:
+    """Whether the bytes a step moves can be estimated: only a built-in workload has an architecture to count."""
+    return workloads.is_builtin(workload)
+
+
 def bytes_per_step(workload: str, size: str, mode: str, batch_size: int, precision: str) -> float:
     """Estimated device-memory bytes one step reads and writes (see the module docstring)."""
     spec = workloads.get(workload).architecture(size)

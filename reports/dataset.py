@@ -195,6 +195,9 @@ def roofline_columns(run: Run, case: dict[str, Any]) -> dict[str, Any]:
         point = roofline_point(case, run.data)
     except (KeyError, TypeError, ValueError, ZeroDivisionError, TribenchError) as error:  # a foreign or old file
         return {"roofline": None, "roofline_reason": f"no arithmetic intensity for this case: {error!r}"}
+    if point is None and "achieved_flops_per_s" in (case.get("metrics") or {}):
+        return {"roofline": None, "roofline_reason": "no estimate of the bytes a step moves for this workload (a "
+                                                     "plugin workload has no architecture to derive it from)"}
     if point is None:
         return {"roofline": None, "roofline_reason": "no achieved FLOP/s in the run file (written before tribench "
                                                      "computed efficiency)"}

@@ -1,7 +1,8 @@
 """Framework-neutral workloads and suite files, and their expansion into case specs.
 
 ``expand(matrix, backend_names)`` turns a matrix (lists of values per axis) into the list of
-``CaseSpec``; ``suite_file.load`` reads a matrix from a TOML suite file. The workloads never import
+``CaseSpec`` (a workload plugin's sizes are its own: a pair of workload and size it lacks is left
+out); ``suite_file.load`` reads a matrix from a TOML suite file. The workloads never import
 the engine or the backends: which backends exist is the caller's to say (the registry's
 ``backends.names()``), so a matrix's backend names are checked where it is expanded.
 """
@@ -49,8 +50,12 @@ class Matrix:
     def validated(self, backend_names: Sequence[str] | None = None) -> Matrix:
         """Check every value of every axis (backends only when ``backend_names`` says which exist); raises
         InvalidChoice/InvalidValue naming the valid ones."""
+        for name in self.workloads:
+            workloads.get(name)  # an unknown name, hf: model or configuration file: one line naming the choices
+        workloads.check_sizes(self.workloads, self.sizes)
+        builtin_only = all(workloads.is_builtin(name) for name in self.workloads)
         for axis, choices in (
-            ("backend", backend_names), ("workload", list(workloads.WORKLOADS)), ("size", SIZES),
+            ("backend", backend_names), ("size", SIZES if builtin_only else None),
             ("mode", MODES), ("precision", PRECISIONS), ("compile mode", COMPILE_MODES),
             ("device", DEVICE_CHOICES),
         ):
@@ -83,6 +88,6 @@ def expand(matrix: Matrix, backend_names: Sequence[str]) -> list[CaseSpec]:
     )
     specs = [
         CaseSpec(backend=b, workload=w, size=s, mode=m, batch_size=n, precision=p, compile=c, device=d)
-        for w, s, m, n, p, c, d, b in product
+        for w, s, m, n, p, c, d, b in product if workloads.has_size(w, s)  # a plugin may offer fewer sizes
     ]
     return list(dict.fromkeys(specs))  # drop repeats a matrix may spell twice, keep order

@@ -27,8 +27,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tribench.core.errors import InvalidChoice
+from tribench.core.errors import InvalidChoice, InvalidValue
 from tribench.core.spec import SIZES
+from tribench.suites.huggingface import is_reference as is_huggingface
+from tribench.suites.huggingface import workload as huggingface_workload
+from tribench.suites.plugins import BrokenWorkload, entry_point_workloads, file_workloads
+from tribench.suites.plugins import Workload as PluginWorkload
 
 TRAIN_FLOPS_FACTOR = 3
 LEARNING_RATE = 1e-3
@@ -334,7 +338,56 @@ WORKLOADS: dict[str, Workload] = {
 assert all(tuple(w.sizes) == SIZES for w in WORKLOADS.values())
 
 
-def get(name: str) -> Workload:
-    if name not in WORKLOADS:
-        raise InvalidChoice("workload", name, WORKLOADS)
-    return WORKLOADS[name]
+AnyWorkload = Workload | PluginWorkload | BrokenWorkload
+
+
+def plugin_workloads() -> tuple[dict[str, PluginWorkload | BrokenWorkload], list[str]]:
+    """(name -> workload from entry points and registered files, one line per plugin refused for taking a
+    built-in name). A file registered on the command line overrides an installed entry point."""
+    found: dict[str, PluginWorkload | BrokenWorkload] = {}
+    refused = []
+    for workload in entry_point_workloads() + file_workloads():
+        if workload.name in WORKLOADS or is_huggingface(workload.name):
+            refused.append(f"{workload.name} from {workload.origin} is not registered: {workload.name!r} is "
+                           "a built-in workload's name; a plugin adds workloads, it cannot replace one")
+        else:
+            found[workload.name] = workload
+    return found, refused
+
+
+def names() -> list[str]:
+    """Every workload name this process knows (built-in, then plugins); ``hf:<model>`` names are open-ended."""
+    return list(WORKLOADS) + list(plugin_workloads()[0])
+
+
+def get(name: str) -> AnyWorkload:
+    """The workload called ``name``: built in, ``hf:<model>`` (``suites.huggingface``), or a plugin."""
+    if name in WORKLOADS:
+        return WORKLOADS[name]
+    if is_huggingface(name):
+        return huggingface_workload(name)
+    found = plugin_workloads()[0]
+    if name not in found:
+        raise InvalidChoice("workload", name, names() + ["hf:<model type or config.json>",
+                                                         "path/to/model.py:NAME"])
+    return found[name]
+
+
+def is_builtin(name: str) -> bool:
+    return name in WORKLOADS
+
+
+def check_sizes(workload_names: list[str] | tuple[str, ...], sizes: list[str] | tuple[str, ...]) -> None:
+    """Every requested size must belong to at least one requested workload (pairs a workload lacks are left
+    out of the matrix); one line naming each workload's sizes otherwise."""
+    known = {name: tuple(get(name).sizes) for name in workload_names}
+    for size in sizes:
+        if not any(has_size(name, size) for name in workload_names):
+            offered = "; ".join(f"{name}: {', '.join(own) or 'none (it could not be loaded)'}"
+                                for name, own in known.items())
+            raise InvalidValue(f"no requested workload has size {size!r} ({offered})")
+
+
+def has_size(name: str, size: str) -> bool:
+    workload = get(name)
+    return size in workload.sizes or isinstance(workload, BrokenWorkload)

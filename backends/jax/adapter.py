@@ -274,12 +274,21 @@ def _apply_train(model: nn.Module, params: Any, batch_stats: Any, inputs: jax.Ar
     return logits, updates["batch_stats"]
 
 
-def make_train_step(model: nn.Module, optimizer: optax.GradientTransformation) -> Callable:
-    """The pure step (state, inputs, targets) -> (state, loss): forward, loss, backward, Adam update."""
+def make_train_step(model: nn.Module | None, optimizer: optax.GradientTransformation,
+                    forward_loss: Callable | None = None) -> Callable:
+    """The pure step (state, inputs, targets) -> (state, loss): forward, loss, backward, Adam update.
+
+    ``forward_loss(params, batch_stats, inputs, targets) -> (loss, new batch_stats)`` replaces the Flax
+    model's cross-entropy (a plugin workload's own loss, ``backends.jax.plugin``)."""
+
+    def model_loss(params, batch_stats, inputs, targets):
+        logits, new_stats = _apply_train(model, params, batch_stats, inputs)
+        return cross_entropy(logits, targets), new_stats
+
+    compute = forward_loss or model_loss
 
     def loss_fn(params, batch_stats, inputs, targets, scale):
-        logits, new_stats = _apply_train(model, params, batch_stats, inputs)
-        loss = cross_entropy(logits, targets)
+        loss, new_stats = compute(params, batch_stats, inputs, targets)
         return (loss if scale is None else loss * scale), (loss, new_stats)
 
     def train_step(state: TrainState, inputs: jax.Array, targets: jax.Array) -> tuple[TrainState, jax.Array]:
@@ -362,16 +371,18 @@ class JaxSession:
     """One built case: model state and a fixed batch on the device, and the step to run."""
 
     def __init__(self, model: nn.Module, optimizer: optax.GradientTransformation | None, state: TrainState,
-                 batch: tuple[jax.Array, jax.Array], device: jax.Device, compiled: bool) -> None:
-        """Train with ``optimizer``; without one, run inference."""
+                 batch: tuple[jax.Array, jax.Array], device: jax.Device, compiled: bool,
+                 step_function: Callable | None = None) -> None:
+        """Train with ``optimizer``; without one, run inference. ``step_function`` (a plugin workload's,
+        ``backends.jax.plugin``) replaces the Flax model's train step or forward pass."""
         self.model, self._state, (self._inputs, self._targets) = model, state, batch
         self._device, self._train = device, optimizer is not None
         self.compiled = compiled  # the step under jax.jit (native, compiled) or dispatched op by op
         if optimizer is not None:
-            step = make_train_step(model, optimizer)
+            step = step_function or make_train_step(model, optimizer)
             self._run = self._jit(step, train=True) if compiled else step
         else:
-            forward = make_forward(model)
+            forward = step_function or make_forward(model)
             self._run = self._jit(forward, train=False) if compiled else forward
             self._variables = {"params": state.params, **({"batch_stats": state.batch_stats}
                                                            if state.batch_stats else {})}

@@ -23,10 +23,15 @@ class JaxBackend:
 
     def build(self, case: CaseSpec) -> adapter.JaxSession:
         """The session for ``case``; CaseSkipped when the device or precision is not available here."""
-        spec = workloads.get(case.workload).architecture(case.size)
         if case.compile not in adapter.COMPILE_MODES:
             raise CaseSkipped(f"unknown compile mode {case.compile!r} for JAX; it runs "
                               f"{', '.join(adapter.COMPILE_MODES)}")
+        workload = workloads.get(case.workload)
+        if not workloads.is_builtin(case.workload):  # a plugin's apply, parameters, batch and loss
+            from tribench.backends.jax import plugin
+
+            return plugin.build_session(workload, case)
+        spec = workload.architecture(case.size)
         if case.devices > 1 or case.nodes > 1:
             # parallel.build must initialise jax.distributed before any other use of jax.
             adapter.apply_numerics(case.precision, case.device)  # a config value: sets no device up

@@ -237,7 +237,8 @@ def make_optimizer(precision: str, variables: list) -> keras.optimizers.Optimize
     return optimizer
 
 
-def train_step_fn(model: keras.Model, optimizer, inputs, targets, distributed: bool = False) -> Callable[[], tf.Tensor]:
+def train_step_fn(model: keras.Model, optimizer, inputs, targets, distributed: bool = False,
+                  loss: Callable[[Any, Any], tf.Tensor] | None = None) -> Callable[[], tf.Tensor]:
     """forward, mean cross-entropy, backward, Adam update; returns the float32 loss.
 
     ``distributed``: the step runs on every replica of a ``tf.distribute`` strategy (inside
@@ -245,16 +246,19 @@ def train_step_fn(model: keras.Model, optimizer, inputs, targets, distributed: b
     element (Keras's reduced losses would divide by the replica count themselves, silently) and the
     step's loss is this replica's share of the global mean: its own mean / the replicas in sync.
     Summed over replicas (``distribute``), the gradients and the losses are those of the global mean.
+    ``loss(outputs, targets)`` replaces the cross-entropy (a plugin workload's own, one device).
     """
     variables = model.trainable_variables
     loss_fn = keras.losses.SparseCategoricalCrossentropy(
         from_logits=True, reduction=None if distributed else "sum_over_batch_size")
 
     def loss_of(logits: tf.Tensor) -> tf.Tensor:
-        loss = loss_fn(targets, logits)
+        if loss is not None:
+            return loss(logits, targets)
+        value = loss_fn(targets, logits)
         if not distributed:
-            return loss
-        return tf.reduce_mean(loss) / tf.distribute.get_replica_context().num_replicas_in_sync
+            return value
+        return tf.reduce_mean(value) / tf.distribute.get_replica_context().num_replicas_in_sync
 
     def step() -> tf.Tensor:
         with tf.GradientTape() as tape:
@@ -279,7 +283,7 @@ def fast_path_record(spec: Architecture, case: CaseSpec, *, graph: bool, xla: bo
         device=case.device, graph=graph, xla=xla)
 
 
-def _placed(device: str, step: Callable) -> Callable:
+def placed_on(device: str, step: Callable) -> Callable:
     """Pin every op of the traced step to ``device`` (else a GPU would take a CPU case's ops)."""
 
     def placed():
@@ -406,9 +410,9 @@ def build_single(case: CaseSpec, spec: Architecture, memory_growth: dict[str, An
     if strategy:   # a TPU compiles every step with XLA; jit_compile does not apply
         function = tf.function(distribute(strategy, step, case.mode))
     elif graph:
-        function = tf.function(_placed(device, step), jit_compile=xla)
+        function = tf.function(placed_on(device, step), jit_compile=xla)
     else:
-        function = _placed(device, step)
+        function = placed_on(device, step)
     info = {
         "tf_device": "TPUStrategy" if strategy else device, "replicas": replicas, "tf_function": graph,
         "dtype_policy": devices.DTYPE_POLICIES[case.precision], "jit_compile": xla,

@@ -27,7 +27,12 @@ class TensorFlowBackend:
 
     def build(self, case: CaseSpec) -> adapter.TensorFlowSession:
         memory_growth = adapter.enable_memory_growth()     # first: only possible before the runtime starts
-        spec = workloads.get(case.workload).architecture(case.size)
+        workload = workloads.get(case.workload)
+        if not workloads.is_builtin(case.workload):  # a plugin's model, batch and loss (one device)
+            from tribench.backends.tensorflow import plugin
+
+            return plugin.build_session(case, workload, memory_growth)
+        spec = workload.architecture(case.size)
         if case.total_devices == 1:
             return adapter.build_single(case, spec, memory_growth)
         # Several devices or hosts: the refusals first, none of which starts the runtime. The CPU must be

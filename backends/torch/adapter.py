@@ -191,10 +191,11 @@ class TorchSession:
 
     def __init__(
         self, model: nn.Module, runner: Callable[[torch.Tensor], torch.Tensor], batch: Batch,
-        case: CaseSpec, device: torch.device,
+        case: CaseSpec, device: torch.device, loss: Callable[[Any, Any], torch.Tensor] | None = None,
     ) -> None:
         self.model = model            # the nn.Module (parameters, counts)
-        self._runner = runner         # model or torch.compile(model)
+        self._runner = runner         # model or torch.compile(model); a plugin's: fed a tuple or dict of inputs
+        self._loss = loss or cross_entropy
         self._batch = batch
         self._device = device
         self._train = case.mode == "train"
@@ -213,7 +214,7 @@ class TorchSession:
     def _train_step(self) -> torch.Tensor:
         self._optimizer.zero_grad(set_to_none=True)
         with self._autocast:
-            loss = cross_entropy(self._runner(self._batch.inputs), self._batch.targets)
+            loss = self._loss(self._runner(self._batch.inputs), self._batch.targets)
         if self._scaler is None:
             loss.backward()
             self._optimizer.step()
@@ -279,7 +280,16 @@ class TorchSession:
 
 def create_session(case: CaseSpec, device: torch.device) -> TorchSession:
     """Model, data and optimizer for ``case`` on ``device``, with no support checks (``build`` checks)."""
-    spec = workloads.get(case.workload).architecture(case.size)
+    workload = workloads.get(case.workload)
+    if not workloads.is_builtin(case.workload):  # a plugin's model, batch and loss (backends.torch.plugin)
+        from tribench.backends.torch import plugin
+
+        built = plugin.plugin_session_parts(workload, case, device)
+        session = TorchSession(built["model"], built["runner"], Batch(built["inputs"], built["targets"]), case,
+                               device, loss=built["loss"])
+        session.info = built["info"]
+        return session
+    spec = workload.architecture(case.size)
     torch.manual_seed(workloads.SEED)
     model = models.build_model(spec).to(device)
     batch = synthetic_batch(spec, case.batch_size, device)

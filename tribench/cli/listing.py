@@ -28,16 +28,40 @@ def list_(what: str = typer.Argument(..., help="workloads | backends | suites | 
 
 
 def _list_workloads() -> None:
-    from tribench.suites import workloads
+    from tribench.suites import huggingface, workloads
+    from tribench.suites.plugins import BrokenWorkload
 
     table = Table(title="workloads (parameters: Keras/Flax convention; PyTorch LSTMs add 4 x hidden per layer)")
-    for column in ("workload", "size", "parameters", "forward GFLOP/sample", "description"):
+    for column in ("workload", "size", "parameters", "forward GFLOP/sample", "frameworks", "from", "description"):
         table.add_column(column)
     for workload in workloads.WORKLOADS.values():
         for size, spec in workload.sizes.items():
             table.add_row(workload.name, size, f"{workload.expected_params(size):,}",
-                          f"{workloads.forward_flops_per_sample(spec) / 1e9:.4g}", workload.description)
+                          f"{workloads.forward_flops_per_sample(spec) / 1e9:.4g}", "all", "built in",
+                          workload.description)
+    plugins, refused = workloads.plugin_workloads()
+    for name in huggingface.known_models():
+        _plugin_rows(table, workloads.get(name))
+    for workload in plugins.values():
+        if isinstance(workload, BrokenWorkload):
+            table.add_row(workload.name, "", "", "", "", workload.origin, f"[red]cannot be used[/]: {workload.reason}")
+        else:
+            _plugin_rows(table, workload)
     out.print(table)
+    out.print("hf:<config.json> builds any Hugging Face configuration offline; path/model.py:NAME runs a workload "
+              "defined in a file (README: Your own models)")
+    for line in refused:
+        err.print(f"[yellow]plugin refused[/]: {escape(line)}")
+
+
+def _plugin_rows(table: Table, workload) -> None:
+    """One row per size of a plugin workload; figures the plugin gives no formula for are counted at run time."""
+    for size in workload.sizes:
+        params = workload.expected_params(size)
+        flops = workload.flops_per_step(size, "infer", 1)
+        table.add_row(workload.name, size, f"{params:,}" if params is not None else "counted when run",
+                      f"{flops / 1e9:.4g}" if flops is not None else "counted when run",
+                      ", ".join(workload.builders), workload.origin, workload.description)
 
 
 def _availabilities():

@@ -74,30 +74,13 @@ def compare(
                                                          "and the command's paths replaced by placeholders."),
 ) -> None:
     """Compare two run files: a verdict per case and metric; exit 1 on a regression."""
+    from tribench.api import compare_settings
     from tribench.reports.regression import compare_render
-    from tribench.reports.regression.compare import (
-        FAIL_ON_CHOICES,
-        CompareSettings,
-        compare_sides,
-        load_env_sides,
-        load_sides,
-        sequential_settings,
-    )
-    from tribench.reports.regression.compare_metrics import parse_fraction, parse_thresholds
+    from tribench.reports.regression.compare import compare_sides, load_env_sides, load_sides, sequential_settings
 
     _check_format(fmt)
-    fail = tuple(split_list(fail_on))
-    for name in fail:
-        if name not in FAIL_ON_CHOICES:
-            raise InvalidChoice("--fail-on category", name, FAIL_ON_CHOICES)
-    if allow_inconclusive and "inconclusive" in fail:
-        raise InvalidValue("--allow-inconclusive and --fail-on inconclusive contradict each other; choose one")
-    fail = tuple(dict.fromkeys(fail + (() if allow_inconclusive else ("inconclusive",))))
-    if not 0.0 < alpha < 1.0:
-        raise InvalidValue(f"--alpha must be between 0 and 1, got {alpha}")
-    settings = CompareSettings(thresholds=parse_thresholds(threshold), alpha=alpha,
-                               resolve=parse_fraction(resolve) if resolve else None,
-                               allow_differences=tuple(split_list(allow_difference)), gate_compile=gate_compile)
+    settings, fail = compare_settings(threshold, alpha, split_list(fail_on), allow_inconclusive, resolve,
+                                      split_list(allow_difference), gate_compile)
     sequential_note = None
     if env:
         if len(env) != 2 or head is not None:

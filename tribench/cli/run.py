@@ -7,10 +7,8 @@ Heavy modules (the engine's runner, the planner, the report) are imported inside
 from __future__ import annotations
 
 import contextlib
-import random
 import signal
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -18,18 +16,6 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tribench.cli.console import err, out
-from tribench.core.errors import InvalidValue
-from tribench.core.spec import split_list
-
-
-def parse_tags(tags: list[str]) -> dict[str, str]:
-    parsed = {}
-    for tag in tags:
-        key, sep, value = tag.partition("=")
-        if not sep or not key.strip():
-            raise InvalidValue(f"--tag takes KEY=VALUE, got {tag!r}")
-        parsed[key.strip()] = value.strip()
-    return parsed
 
 
 def _raise_keyboard_interrupt(signum, frame):  # SIGTERM (CI cancel) ends a run like Ctrl-C
@@ -39,7 +25,8 @@ def _raise_keyboard_interrupt(signum, frame):  # SIGTERM (CI cancel) ends a run 
 def run(
     suite: str = typer.Option("smoke", help="Built-in suite name (smoke, standard) or path to a suite TOML file."),
     backend: str | None = typer.Option(None, help="Backends, comma-separated: torch,tensorflow,jax."),
-    workload: str | None = typer.Option(None, help="Workloads, comma-separated: cnn,rnn,transformer."),
+    workload: str | None = typer.Option(None, help="Workloads, comma-separated: cnn,rnn,transformer, an installed "
+                                        "plugin's name, hf:bert|gpt2|t5|<config.json>, or path/model.py:NAME."),
     size: str | None = typer.Option(None, help="Sizes: tiny,small,standard."),
     mode: str | None = typer.Option(None, help="Modes: train,infer."),
     batch: str | None = typer.Option(None, help="Batch sizes, comma-separated whole numbers > 0."),
@@ -122,76 +109,57 @@ def run(
                                           "start every process as a fresh interpreter."),
 ) -> None:
     """Run a suite (default: smoke) and write a run file."""
-    from tribench.harness.ab import parse_pythons
-    from tribench.harness.cluster import resolve
-    from tribench.harness.fork_pool import ForkServerPool
-    from tribench.harness.results import new_run_id
-    from tribench.harness.run import default_output
-    from tribench.harness.subprocesses import worker_environment
-    from tribench.harness.threads import policy_for_run
+    from tribench import api
 
-    if timeout <= 0:
-        raise InvalidValue(f"--timeout must be above 0 seconds, got {timeout}")
-    cluster = resolve(nodes, node_rank, master_addr, master_port)
-    if cluster and scaling:
-        raise InvalidValue("--scaling runs on one host; measure scaling with a one-host --scaling run, then "
-                           "the multi-host run without it")
-    pythons = parse_pythons(python)
-    specs = _specs(suite, pythons, backends=backend, workloads=workload, sizes=size, modes=mode,
-                   batch_sizes=batch, precisions=precision, compile=compile, devices=device)
-    if devices > 1 or scaling or cluster:
-        from tribench.harness.distributed import with_device_counts
-
-        specs = with_device_counts(specs, devices, scaling, cluster.nodes if cluster else 1)
-    run_id = new_run_id()
-    path = output or default_output(Path("results"), run_id)
-    if not 0.0 < target_ci < 1.0:
-        raise InvalidValue(f"--target-ci must be between 0 and 1 (e.g. 0.02 for ±2%), got {target_ci}")
-    if max_processes and max_processes < repeats:
-        raise InvalidValue(f"--max-processes {max_processes} is below --processes {repeats}; raise it or drop it")
-    options = _run_options(path, pythons, repeats=repeats, timeout_s=timeout, min_steps=min_steps,
-                           min_time=min_time, max_time=max_time, target_ci=step_target_ci, energy=energy,
-                           min_warmup=min_warmup, sustained_time=sustained_time,
-                           idle_baseline=idle_baseline, profile_steps=profile_steps if profile else None)
-    options = replace(options, scaling=scaling, cluster=cluster, max_processes=max_processes,
-                      process_target_ci=target_ci, case_budget_s=case_budget, threads=policy_for_run(threads))
-    if sequential:
-        options = _sequential_options(options, pythons, threshold or "5%",
-                                      points=len({spec.point_id for spec in specs}))
-    elif threshold is not None:
-        raise InvalidValue("--threshold sets the sequential A/B rule; add --sequential (compare takes its own "
-                           "--threshold)")
-    if steps is not None:
-        warmup = 10 if warmup_steps is None else warmup_steps
-        options = replace(options, timing=options.timing.with_fixed_steps(steps, warmup))
-    elif warmup_steps is not None:
-        raise InvalidValue("--warmup-steps counts the warm-up of --steps; give --steps N too")
-    if cluster:  # every host must launch the same cases in the same order (harness.cluster)
-        options = replace(options, order_seed=0)
-    with contextlib.ExitStack() as stack:
-        if fork_server:
-            options = replace(options, fork_servers=stack.enter_context(ForkServerPool(worker_environment())))
-        _run_and_report(path, specs, options, run_id, parse_tags(tag), measure_peak=measure_peak, report=report,
-                        profile=profile)
+    request = api.RunRequest(
+        suite=suite, backend=backend, workload=workload, size=size, mode=mode, batch=batch, precision=precision,
+        compile=compile, device=device, processes=repeats, max_processes=max_processes, case_budget=case_budget,
+        sequential=sequential, threshold=threshold, min_time=min_time, max_time=max_time, min_steps=min_steps,
+        sustained_time=sustained_time, min_warmup=min_warmup, target_ci=target_ci, step_target_ci=step_target_ci,
+        timeout=timeout, output=output, tags=tuple(tag), report=report, energy=energy, idle_baseline=idle_baseline,
+        profile=profile, profile_steps=profile_steps, python=tuple(python), measure_peak=measure_peak,
+        devices=devices, scaling=scaling, nodes=nodes, node_rank=node_rank, master_addr=master_addr,
+        master_port=master_port, steps=steps, warmup_steps=warmup_steps, threads=threads, fork_server=fork_server)
+    prepared = api.prepare(request)
+    _run_and_report(prepared)
 
 
-def _run_and_report(path: Path, specs: list, options, run_id: str, tags: dict[str, str], *, measure_peak: bool,
-                    report: bool, profile: bool) -> None:
-    """Plan, run every case with progress, print the summary table and where the files are."""
+def _run_and_report(prepared) -> None:
+    """Run every case with a progress bar (``tribench.api.execute``), print the summary table and where the
+    files are."""
+    from tribench import api
     from tribench.cli.report import after_run
-    from tribench.harness.peak import store_in_run
-    from tribench.harness.run import run_cases, start_run
     from tribench.reports.text.table import summary_table
 
-    with err.status("checking backends and devices…"):
-        run_file, planned = start_run(path, specs, options, tags, sys.argv, run_id)
-    with err.status("measuring device peaks…" if measure_peak else "looking up cached device peaks…"):
-        store_in_run(run_file, planned, measure=measure_peak)  # environment["peaks"], for MFU
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    repeats, max_processes = options.repeats, options.max_processes  # --sequential may have raised them
-    total = sum(1 if case.skip_reason else repeats for case in planned)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    path = prepared.path
     try:
+        run_file = api.execute(prepared, sys.argv, BarProgress())
+    except KeyboardInterrupt:
+        from tribench.harness.results import load_run
+
+        finished = sum(1 for case in load_run(path)["cases"] if case.get("status")) if path.exists() else 0
+        err.print(f"[yellow]interrupted[/]: {finished} finished case(s) kept in {escape(str(path))}")
+        raise typer.Exit(130) from None
+    out.print(summary_table(run_file.data))
+    after_run(path, prepared.request.report, out)  # the HTML report, or the command that builds it
+    if prepared.request.profile:
+        from tribench.harness.profiling import traces_root
+
+        out.print(f"traces: {escape(str(traces_root(path)))}")
+    out.print(f"run file: {escape(str(path))}")
+
+
+class BarProgress:
+    """``api.execute``'s progress on the terminal: a spinner per stage, a bar over the processes, a line each."""
+
+    def stage(self, text: str):
+        return err.status(text)
+
+    @contextlib.contextmanager
+    def cases(self, planned, repeats: int, max_processes: int):
+        total = sum(1 if case.skip_reason else repeats for case in planned)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=err, transient=True) as progress:
             task = progress.add_task("running", total=total)
             progress.update(task, description=_next_label(planned, 0))
@@ -206,66 +174,7 @@ def _run_and_report(path: Path, specs: list, options, run_id: str, tags: dict[st
                           + (f" (process {repeat + 1})" if repeats > 1 or max_processes else "")
                           + _disturbed_note(result))
 
-            run_cases(run_file, planned, options, on_result)
-    except KeyboardInterrupt:
-        finished = sum(1 for case in run_file.data["cases"] if case.get("status"))
-        err.print(f"[yellow]interrupted[/]: {finished} finished case(s) kept in {escape(str(path))}")
-        raise typer.Exit(130) from None
-    out.print(summary_table(run_file.data))
-    after_run(path, report, out)  # the HTML report, or the command that builds it
-    if profile:
-        from tribench.harness.profiling import traces_root
-
-        out.print(f"traces: {escape(str(traces_root(path)))}")
-    out.print(f"run file: {escape(str(path))}")
-
-
-def _specs(suite: str, pythons: dict[str, str], **axes: str | None) -> list:
-    """The suite's cases with the CLI's axes replacing the suite's; once per interpreter in an A/B run."""
-    from tribench import backends
-    from tribench.harness.ab import with_envs
-    from tribench.suites import expand, suite_file
-
-    matrix = suite_file.load(suite).override(**{axis: split_list(value) for axis, value in axes.items()})
-    specs = expand(matrix, backends.names())
-    return with_envs(specs, list(pythons)) if len(pythons) > 1 else specs
-
-
-def _run_options(path: Path, pythons: dict[str, str], *, repeats: int, timeout_s: float, min_steps: int,
-                 min_time: float, max_time: float, target_ci: float, energy: bool, idle_baseline: float,
-                 min_warmup: float, profile_steps: int | None, sustained_time: float):
-    """RunOptions from the flags: timing, energy, interpreters (A/B order seeded at random), profiling."""
-    from tribench.harness.probes.energy import EnergySettings
-    from tribench.harness.profiling import ProfileOptions
-    from tribench.harness.runner import RunOptions
-    from tribench.harness.timing import TimingConfig
-
-    timing = TimingConfig(min_steps=min_steps, min_time_s=min_time, max_time_s=max(max_time, min_time),
-                          min_warmup_time_s=min_warmup, target_ci=target_ci, sustained_time_s=sustained_time)
-    options = RunOptions(timing=timing, repeats=repeats, timeout_s=timeout_s,
-                         energy=EnergySettings(enabled=energy, idle_baseline_s=idle_baseline))
-    if len(pythons) == 1:
-        options = replace(options, python=next(iter(pythons.values())))
-    elif pythons:
-        options = replace(options, pythons=pythons, order_seed=random.SystemRandom().randrange(2**31))
-    if profile_steps:  # traces go next to the run file: <run file stem>-traces/<case slug>/
-        options = replace(options, profile=ProfileOptions(path, profile_steps))
-    return options
-
-
-def _sequential_options(options, pythons: dict[str, str], threshold: str, points: int):
-    """The sequential A/B plan (harness.sequential) from --processes, --max-processes and --threshold."""
-    from tribench.harness.sequential import SequentialPlan
-    from tribench.reports.regression.compare_metrics import parse_fraction
-
-    if len(pythons) != 2:
-        raise InvalidValue("--sequential compares two interpreters: give --python A=PATH --python B=PATH")
-    if options.cluster is not None:
-        raise InvalidValue("--sequential runs on one host; multi-host runs launch counted processes")
-    low = options.repeats if options.repeats > 1 else 3
-    plan = SequentialPlan(threshold=parse_fraction(threshold), min_pairs=low,
-                          max_pairs=options.max_processes or max(30, low), points=points)
-    return replace(options, repeats=low, max_processes=plan.max_pairs, sequential=plan)
+            yield on_result
 
 
 def _disturbed_note(result: dict) -> str:
