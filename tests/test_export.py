@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from tests import runfile_builder as rb
 from tests.helpers import tribench
 from tribench.cli import app
-from tribench.reports.regression.export import to_github_action_benchmark, to_pytest_benchmark
+from tribench.reports.regression.export import to_bencher, to_github_action_benchmark, to_pytest_benchmark
 
 PYTEST_BENCHMARK = Path(sys.executable).parent / "pytest-benchmark"
 ENERGY = {"per_sample": {"value": 0.25, "unit": "J/sample", "method": "counter", "source": "rapl:package-0"}}
@@ -140,6 +140,54 @@ def test_github_action_benchmark_smaller_is_better_holds_latency_memory_and_meas
     assert not any("rnn" in name for name in by_name)  # failed and skipped cases have nothing to export
 
 
+def _check_bmf_shape(document) -> None:
+    """Bencher's BMF JSON schema: benchmark -> measure -> {value (required), lower_value, upper_value} numbers."""
+    assert isinstance(document, dict) and document
+    for benchmark, measures in document.items():
+        assert isinstance(benchmark, str) and isinstance(measures, dict) and measures
+        for slug, metric in measures.items():
+            assert isinstance(slug, str) and len(slug) <= 64
+            assert set(metric) <= {"value", "lower_value", "upper_value"} and "value" in metric
+            assert all(isinstance(number, float | int) and math.isfinite(number) for number in metric.values())
+            if "lower_value" in metric:
+                assert metric["lower_value"] <= metric["value"] <= metric["upper_value"], (benchmark, slug)
+
+
+def test_bencher_metric_format_holds_both_directions_with_the_ci_as_bounds():
+    run = sample_run()
+    document = json.loads(json.dumps(to_bencher(run)))
+    _check_bmf_shape(document)
+    assert list(document) == ["torch/cnn-tiny/train/bs32/fp32/native/cpu",
+                              "torch/transformer-tiny/infer/bs32/fp32/native/cpu"]
+    cnn, transformer = (document[name] for name in document)
+    case = run["cases"][0]["metrics"]
+    step = case["step_time"]
+    assert sorted(cnn) == ["device-peak-memory", "host-peak-rss", "latency", "latency-p99", "throughput"]
+    assert cnn["latency"] == {"value": pytest.approx(step["median"] * 1e9),
+                              "lower_value": pytest.approx(step["ci_low"] * 1e9),
+                              "upper_value": pytest.approx(step["ci_high"] * 1e9)}
+    assert case["throughput"].get("basis") != "sustained"  # so its CI is the median step time's, inverted
+    assert cnn["throughput"] == {"value": pytest.approx(case["throughput"]["value"]),
+                                 "lower_value": pytest.approx(32 / step["ci_high"]),
+                                 "upper_value": pytest.approx(32 / step["ci_low"])}
+    assert cnn["device-peak-memory"] == {"value": 2.0**30}
+    assert sorted(transformer) == ["energy-per-sample", "host-peak-rss", "latency", "latency-p99", "throughput",
+                                   "token-throughput"]
+    assert transformer["energy-per-sample"] == {"value": 0.25}
+    tokens = run["cases"][1]["workload"]["tokens_per_sample"]
+    assert transformer["token-throughput"]["value"] == pytest.approx(transformer["throughput"]["value"] * tokens)
+
+
+def test_bencher_bounds_a_sustained_throughput_by_its_own_ci_and_leaves_out_what_has_none():
+    run = sample_run()
+    metrics = run["cases"][0]["metrics"]
+    metrics["throughput"].update(basis="sustained", value=1000.0, ci_low=950.0, ci_high=1040.0)
+    metrics["step_time"].update(ci_low=None, ci_high=None)
+    measures = to_bencher(run)["torch/cnn-tiny/train/bs32/fp32/native/cpu"]
+    assert measures["throughput"] == {"value": 1000.0, "lower_value": 950.0, "upper_value": 1040.0}
+    assert measures["latency"] == {"value": pytest.approx(metrics["step_time"]["median"] * 1e9)}
+
+
 def test_cli_export_github_action_benchmark_and_csv(tmp_path):
     path = rb.write(tmp_path / "run.json", sample_run())
     result = CliRunner().invoke(app, ["export", str(path), "--to", "github-action-benchmark",
@@ -152,6 +200,9 @@ def test_cli_export_github_action_benchmark_and_csv(tmp_path):
     assert [row["status"] for row in rows] == ["ok", "ok", "failed", "skipped"]
     assert float(rows[0]["throughput_samples_per_s"]) == pytest.approx(
         sample_run()["cases"][0]["metrics"]["throughput"]["value"])
+    bencher = CliRunner().invoke(app, ["export", str(path), "--to", "bencher"])
+    assert bencher.exit_code == 0, bencher.output
+    assert json.loads(bencher.stdout) == json.loads(json.dumps(to_bencher(sample_run())))
 
 
 @pytest.mark.parametrize("args, message", [

@@ -10,7 +10,9 @@ Everything is importable under this one name, so nothing of a user's own (a ``ha
 * ``tribench.harness``: the engine (planning, worker processes, timing, probes, run files); it never
   imports ``reports`` or ``cli``;
 * ``tribench.reports``: everything that reads run files (HTML, regression tracking, text formats);
-* ``tribench.cli``: the ``tribench`` command, one module per command group.
+* ``tribench.cli``: the ``tribench`` command, one module per command group;
+* ``tribench.run``, ``load``, ``compare``, ``report``: the Python API (``tribench.api``), which the command
+  line is a thin layer over; ``tribench.plugins``: what a workload plugin imports.
 
 In a source checkout the four engine packages sit at the repository root, beside this folder;
 ``pyproject.toml`` maps them under ``tribench`` for an install, and the lines below do the same for
@@ -26,3 +28,18 @@ __version__ = "0.2.0"
 _CHECKOUT = Path(__file__).resolve().parent.parent
 if (_CHECKOUT / "pyproject.toml").is_file() and (_CHECKOUT / "harness" / "worker.py").is_file():
     __path__.append(str(_CHECKOUT))  # noqa: F821 - a package's __path__: tribench.harness -> <checkout>/harness
+
+_API = ("run", "load", "compare", "report", "Run", "RunRequest", "Verdicts", "Progress")
+
+
+def __getattr__(name: str):
+    """The Python API (``tribench.api``), imported on first use so ``import tribench`` stays light."""
+    if name in _API:
+        from tribench import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'tribench' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_API))

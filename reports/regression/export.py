@@ -10,6 +10,13 @@
   with ``tool``: ``customBiggerIsBetter`` (throughput in samples/s and
   tokens/s) or ``customSmallerIsBetter`` (p50 and p99 step time in ms, peak
   memory in MiB, measured energy per sample in J).
+* ``bencher``: the Bencher Metric Format (BMF), ``{benchmark: {measure: {value, lower_value,
+  upper_value}}}``, both directions in one file: ``throughput`` (samples/s, Bencher's built-in
+  operations/s measure) and ``token-throughput`` (tokens/s) where bigger is better; ``latency`` (the
+  p50 step time in nanoseconds, Bencher's built-in measure), ``latency-p99`` (ns), ``device-peak-memory``
+  and ``host-peak-rss`` (bytes) and ``energy-per-sample`` (J) where smaller is better. The lower and
+  upper values are the 95% CI across processes where tribench has one (throughput, p50); a measure
+  without a CI carries its value alone. Bencher creates the measures it does not know on first upload.
 * ``csv``: one row per case, the columns of ``reports.load``.
 """
 
@@ -23,7 +30,7 @@ from tribench.harness.stats import percentile, summarize
 from tribench.reports.regression.compare_metrics import reading_value, step_samples
 from tribench.reports.report_format import ci_basis_text, quality_text
 
-FORMATS = ("pytest-benchmark", "github-action-benchmark", "csv")
+FORMATS = ("pytest-benchmark", "github-action-benchmark", "bencher", "csv")
 TOOLS = ("customBiggerIsBetter", "customSmallerIsBetter")
 PYTEST_BENCHMARK_VERSION = "5.1.0"  # the schema written; pytest-benchmark 4.x and 5.x read it
 
@@ -161,6 +168,52 @@ def to_github_action_benchmark(run: dict[str, Any], tool: str) -> list[dict[str,
     entries = [entry for case in run["cases"] if case.get("status") == "ok" and case.get("metrics")
                and step_samples(case) for entry in build(case, run)]
     return [{key: value for key, value in entry.items() if value is not None} for entry in entries]
+
+
+def _bounded(value: float, low: float | None, high: float | None) -> dict[str, float]:
+    metric = {"value": value}
+    if low is not None and high is not None:
+        metric.update(lower_value=min(low, high), upper_value=max(low, high))
+    return metric
+
+
+def _throughput_bounds(case: dict[str, Any], per_sample: float) -> tuple[float | None, float | None]:
+    """The throughput's 95% CI x ``per_sample`` (its own when sustained, else from the median step time's)."""
+    throughput = case["metrics"]["throughput"]
+    if throughput.get("basis") == "sustained":
+        low, high = throughput.get("ci_low"), throughput.get("ci_high")
+        return (None, None) if low is None or high is None else (low * per_sample, high * per_sample)
+    step = case["metrics"]["step_time"]
+    if not step.get("ci_low") or not step.get("ci_high"):
+        return None, None
+    per_step = case["spec"]["batch_size"] * per_sample
+    return per_step / step["ci_high"], per_step / step["ci_low"]
+
+
+def _bencher_measures(case: dict[str, Any]) -> dict[str, dict[str, float]]:
+    metrics, step = case["metrics"], case["metrics"]["step_time"]
+    nanoseconds = 1e9
+    measures = {"throughput": _bounded(metrics["throughput"]["value"], *_throughput_bounds(case, 1.0))}
+    if metrics.get("token_throughput"):
+        tokens = case.get("workload", {}).get("tokens_per_sample") or 1
+        measures["token-throughput"] = _bounded(metrics["token_throughput"]["value"],
+                                                *_throughput_bounds(case, float(tokens)))
+    low, high = step.get("ci_low"), step.get("ci_high")
+    measures["latency"] = _bounded(step["median"] * nanoseconds, low and low * nanoseconds,
+                                   high and high * nanoseconds)
+    measures["latency-p99"] = {"value": step["p99"] * nanoseconds}
+    for metric, slug in (("device_memory", "device-peak-memory"), ("host_memory", "host-peak-rss"),
+                         ("energy_per_sample", "energy-per-sample")):
+        reading = reading_value(case, metric)
+        if reading.value is not None:
+            measures[slug] = {"value": float(reading.value)}
+    return measures
+
+
+def to_bencher(run: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
+    """Bencher Metric Format: one benchmark per successful case (its id), the measures in the module docstring."""
+    return {case["id"]: _bencher_measures(case) for case in run["cases"]
+            if case.get("status") == "ok" and case.get("metrics") and step_samples(case)}
 
 
 def to_csv(path: str, redact: bool = False) -> str:

@@ -148,7 +148,7 @@ def history(
 
 def export(
     run_file: Path = typer.Argument(..., help="The run file to export."),
-    to: str = typer.Option(..., "--to", help="pytest-benchmark | github-action-benchmark | csv."),
+    to: str = typer.Option(..., "--to", help="pytest-benchmark | github-action-benchmark | bencher | csv."),
     tool: str | None = typer.Option(
         None, help="github-action-benchmark only: customBiggerIsBetter (throughput) or customSmallerIsBetter "
                    "(latency, memory, energy); run twice for both."),
@@ -156,7 +156,7 @@ def export(
     redact: bool = typer.Option(False, "--redact", help="Share-safe output: host names, user names, home paths "
                                                          "and the command's paths replaced by placeholders."),
 ) -> None:
-    """Export a run file for pytest-benchmark, github-action-benchmark or as CSV."""
+    """Export a run file for pytest-benchmark, github-action-benchmark, Bencher (BMF) or as CSV."""
     from tribench.harness.results import load_run
     from tribench.reports.regression import export as formats
 
@@ -176,6 +176,8 @@ def export(
         text = formats.to_csv(str(run_file), redact=redact)
     elif to == "pytest-benchmark":
         text = json.dumps(formats.to_pytest_benchmark(run), indent=1)
+    elif to == "bencher":
+        text = json.dumps(formats.to_bencher(run), indent=1)
     else:
         text = json.dumps(formats.to_github_action_benchmark(run, tool), indent=1)
     if output:
