@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tribench import __version__
 from tribench.harness import cpuinfo, env_capture
+from tribench.version import __version__
 
 # Of those, the ones that change speed: part of the fingerprint.
 FINGERPRINT_ENV = ("XLA_FLAGS", "TF_ENABLE_ONEDNN_OPTS", "CUDA_VISIBLE_DEVICES", "OPENBLAS_CORETYPE",

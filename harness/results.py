@@ -19,12 +19,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tribench import __version__, backends
+from tribench import backends
 from tribench.core.errors import OutputPathError, ResultFileError
 from tribench.core.spec import CaseSpec
 from tribench.harness import redaction
 from tribench.harness.aggregate import case_metrics, case_status, workload_facts
 from tribench.harness.schema import KIND, SCHEMA_VERSION, problem
+from tribench.version import __version__
 
 
 def now_iso() -> str:

@@ -14,10 +14,10 @@ import os
 import signal
 from pathlib import Path
 
-import tribench
+import tribench.version
 
 # The folder holding the tribench package: a source checkout's root, or site-packages of an install.
-PACKAGE_PARENT = Path(tribench.__file__).resolve().parent.parent
+PACKAGE_PARENT = Path(tribench.version.__file__).resolve().parent.parent
 STDERR_TAIL_LINES = 25
 STDERR_TAIL_CHARS = 4000
 

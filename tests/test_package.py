@@ -12,8 +12,8 @@ from pathlib import Path
 
 from tests.helpers import ROOT
 from tests.test_layering import SOURCE_ROOTS
-from tribench import __version__
 from tribench.harness.results import load_run
+from tribench.version import __version__
 
 QUICK_RUN = ("run", "--backend", "torch", "--workload", "cnn", "--size", "tiny", "--mode", "infer", "--processes",
              "1", "--min-time", "0.05", "--max-time", "0.2", "--sustained-time", "0.05", "--no-energy")
@@ -81,7 +81,7 @@ def test_the_install_ships_every_package_folder():
 def test_the_version_is_one_number_everywhere():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert project["project"]["dynamic"] == ["version"]
-    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "tribench.__version__"}
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "tribench.version.__version__"}
     assert re.fullmatch(r"\d+\.\d+\.\d+", __version__)
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__version__ = "0.2.0"
+from tribench.version import __version__  # noqa: F401 - tribench.__version__
 
 _CHECKOUT = Path(__file__).resolve().parent.parent
 if (_CHECKOUT / "pyproject.toml").is_file() and (_CHECKOUT / "harness" / "worker.py").is_file():

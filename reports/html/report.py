@@ -14,12 +14,12 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tribench import __version__
 from tribench.reports import dataset
 from tribench.reports.dataset import ReportData
 from tribench.reports.html.blocks import Section, e
 from tribench.reports.html.page_assets import CHARTS_JS, CSS, SORT_JS
 from tribench.reports.html.sections import all_sections, header
+from tribench.version import __version__
 
 PLOTLY_CHOICES = ("inline", "cdn")
 _JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}

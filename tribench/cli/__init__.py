@@ -19,10 +19,10 @@ import sys
 import typer
 from rich.markup import escape
 
-from tribench import __version__
 from tribench.cli import listing, merge, peak, regress, report, run, schema
 from tribench.cli.console import err, out
 from tribench.core.errors import TribenchError
+from tribench.version import __version__
 
 app = typer.Typer(
     help="Benchmark the same CNN, RNN and Transformer workloads through PyTorch, TensorFlow and JAX.",
