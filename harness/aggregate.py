@@ -80,7 +80,9 @@ def step_flops(spec: CaseSpec, repeats: list[dict[str, Any]] | None = None) -> d
     (a plugin without a formula: ``build.counted_flops``), else unavailable with the reason."""
     analytic = workloads.get(spec.workload).flops_per_step(spec.size, spec.mode, spec.batch_size)
     if analytic is not None:
-        return {"value": analytic, "unit": "FLOP", "source": ANALYTIC_FLOPS_SOURCE}
+        source = ANALYTIC_FLOPS_SOURCE if workloads.is_builtin(spec.workload) else (
+            "analytic (the workload plugin's forward_flops; train = 3 x forward)")
+        return {"value": analytic, "unit": "FLOP", "source": source}
     counted = next((r["build"]["counted_flops"] for r in repeats or []
                     if r.get("status") == "ok" and (r.get("build") or {}).get("counted_flops")), None)
     if counted is not None:

@@ -35,16 +35,16 @@ def best_device(availability: Availability) -> str | None:
 
 
 def workload_skip_reason(spec: CaseSpec) -> str | None:
-    """Why a plugin workload's case cannot run (no builder for the backend, a missing package, several
+    """Why a plugin workload's case cannot run whatever the interpreter (no builder for the backend, several
     devices), decided here rather than in a worker; None for built-in workloads and broken plugins (whose
-    cases run, and fail with the plugin's reason)."""
+    cases run, and fail with the plugin's reason). A package the builder needs is the worker's to find: it
+    runs under the case's own interpreter (``--python``), which may have what this one lacks."""
     if workloads.is_builtin(spec.workload):
         return None
     workload = workloads.get(spec.workload)
     if isinstance(workload, BrokenWorkload):
         return None
-    reason = workload.unsupported_reason(spec.backend) or workload.missing_requirement()
-    return reason or (ONE_DEVICE if spec.total_devices > 1 else None)
+    return workload.unsupported_reason(spec.backend) or (ONE_DEVICE if spec.total_devices > 1 else None)
 
 
 def plan_case(spec: CaseSpec, availability: Availability) -> PlannedCase:

@@ -57,6 +57,8 @@ def start_run(output: Path, specs: list[CaseSpec], options: RunOptions, tags: di
                               "shared_between_processes": shared_between_processes(options)},
                 "energy": {k: v for k, v in options.energy.to_dict().items() if k != "baselines"},
                 "threads": threads}
+    if options.profile is not None:  # --profile: traces of profile_steps steps per case, after the measurement
+        settings["profile"] = {"steps": options.profile.steps}
     if options.cluster:  # a multi-host run: this file holds this host's ranks (tribench merge joins them)
         settings["cluster"] = options.cluster.to_dict()
     env = environment.capture(frameworks)

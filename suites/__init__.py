@@ -52,8 +52,9 @@ class Matrix:
         InvalidChoice/InvalidValue naming the valid ones."""
         for name in self.workloads:
             workloads.get(name)  # an unknown name, hf: model or configuration file: one line naming the choices
-        workloads.check_sizes(self.workloads, self.sizes)
         builtin_only = all(workloads.is_builtin(name) for name in self.workloads)
+        if not builtin_only:  # a plugin's sizes are its own (built-in sizes are checked with the other axes)
+            workloads.check_sizes(self.workloads, self.sizes)
         for axis, choices in (
             ("backend", backend_names), ("size", SIZES if builtin_only else None),
             ("mode", MODES), ("precision", PRECISIONS), ("compile mode", COMPILE_MODES),

@@ -98,13 +98,3 @@ def workload(name: str) -> Workload:
     if reference.endswith(".json") or "/" in reference or Path(reference).is_dir():
         return _config_file(reference)
     raise InvalidChoice("Hugging Face model", reference, list(_TASKS) + ["path/to/config.json"])
-
-
-def absolute_reference(name: str) -> str:
-    """``hf:<relative path>`` made absolute (workers may run elsewhere); other names unchanged."""
-    if not is_reference(name):
-        return name
-    reference = name[len(PREFIX):]
-    if reference in _TASKS or not (reference.endswith(".json") or "/" in reference or Path(reference).is_dir()):
-        return name
-    return PREFIX + str(Path(reference).expanduser().resolve())

@@ -33,13 +33,16 @@ one-line reason; the other cases still run.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -170,22 +173,27 @@ class PluginError(Exception):
 # ---------------------------------------------------------------- where plugins are found
 
 
-def _as_workload(found: Any, name: str, origin: str) -> Workload:
+def _made(found: Any, origin: str) -> Workload:
+    """``found`` itself, or what it returns when it is a factory; PluginError unless that is a Workload."""
     value = found() if callable(found) and not isinstance(found, Workload) else found
     if not isinstance(value, Workload):
         raise PluginError(f"{origin} gives a {type(value).__name__}, not a tribench.plugins.Workload")
+    return value
+
+
+def _as_workload(value: Workload, name: str, origin: str) -> Workload:
     if value.name != name:
         raise PluginError(f"{origin} is registered as {name!r} but its Workload is named {value.name!r}")
     if not value.sizes:
         raise PluginError(f"{origin}: workload {name} declares no sizes")
-    return Workload(**{**value.__dict__, "origin": origin})
+    return dataclasses.replace(value, origin=origin)
 
 
 def _load_entry_point(point: importlib.metadata.EntryPoint) -> Workload | BrokenWorkload:
     dist = f"{point.dist.name} {point.dist.version}" if point.dist else "an unnamed distribution"
     origin = f"entry point {point.value} of {dist}"
     try:
-        return _as_workload(point.load(), point.name, origin)
+        return _as_workload(_made(point.load(), origin), point.name, origin)
     except PluginError as error:
         return BrokenWorkload(point.name, origin, str(error))
     except Exception as error:  # a plugin's import error is its own: list it broken, run the rest
@@ -204,31 +212,46 @@ def parse_file_reference(text: str) -> tuple[Path, str]:
     return resolved, name
 
 
-def load_file(path: Path, attribute: str) -> Workload | BrokenWorkload:
-    """The Workload ``attribute`` of the Python file ``path`` (imported as a module of its own).
+_LOADED: dict[tuple[Path, str, int], Workload | BrokenWorkload] = {}
 
-    The file's folder joins the end of ``sys.path``, as ``python path`` would put it first, so the file can
-    import the modules beside it; at the end, so a module of the user's never shadows an installed one."""
+
+def load_file(path: Path, attribute: str) -> Workload | BrokenWorkload:
+    """The Workload ``attribute`` of the Python file ``path`` (a Workload, or a function returning one),
+    imported as a module of its own; loaded once per version of the file (a notebook that edits the file
+    gets the new one).
+
+    The file's folder joins the END of ``sys.path`` so the file can import the modules beside it (``python
+    model.py`` would put it first): an installed package of the same name as a neighbour wins, and tribench's
+    own imports never see the user's files. A file that fails to load is a BrokenWorkload named ``attribute``
+    (its Workload's name is unknown); ``get`` finds a file's workload by either name."""
     origin = f"file {path}:{attribute}"
-    module_name = f"tribench_workload_file_{abs(hash(str(path)))}"
+    try:
+        version = path.stat().st_mtime_ns
+    except OSError as error:
+        return BrokenWorkload(attribute, origin, f"{origin} cannot be read: {error.strerror}")
+    key = (path, attribute, version)
+    if key not in _LOADED:
+        _LOADED[key] = _load_file(path, attribute, origin)
+    return _LOADED[key]
+
+
+def _load_file(path: Path, attribute: str, origin: str) -> Workload | BrokenWorkload:
+    module_name = "tribench_workload_file_" + hashlib.sha256(str(path).encode()).hexdigest()[:16]
     if str(path.parent) not in sys.path:
         sys.path.append(str(path.parent))
     try:
-        module = sys.modules.get(module_name)
-        if module is None:
-            spec = importlib.util.spec_from_file_location(module_name, path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[module_name] = module
-            try:
-                spec.loader.exec_module(module)
-            except BaseException:
-                del sys.modules[module_name]
-                raise
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[module_name]
+            raise
         if not hasattr(module, attribute):
             raise PluginError(f"{path} has no {attribute!r}")
-        found = getattr(module, attribute)
-        name = found.name if isinstance(found, Workload) else attribute
-        return _as_workload(found, name, origin)
+        value = _made(getattr(module, attribute), origin)
+        return _as_workload(value, value.name, origin)
     except PluginError as error:
         return BrokenWorkload(attribute, origin, str(error))
     except Exception as error:
@@ -254,15 +277,36 @@ def _file_entries() -> list[str]:
     return entries
 
 
-def register_file(reference: str) -> str:
-    """Load ``path/model.py:NAME``, make it known to this process and its workers; the workload's name."""
+def register_file(reference: str, taken: Callable[[str], str | None] = lambda name: None) -> str:
+    """Load ``path/model.py:NAME``, make it known to this process and its workers; the workload's name.
+
+    ``taken(name)`` says why a name is not free (a built-in workload, another plugin's), and the file is
+    refused with that one line: a case must never measure another model than the one the user named."""
     path, attribute = parse_file_reference(reference)
     loaded = load_file(path, attribute)
     entry = f"{path}:{attribute}"
     known = _file_entries()
     if entry not in known:
+        clash = taken(loaded.name)
+        if clash:
+            raise InvalidValue(f"--workload {reference}: its workload is named {loaded.name!r}, which {clash}; "
+                               "rename it")
         os.environ[FILES_ENV] = json.dumps(known + [entry])
     return loaded.name
+
+
+@contextlib.contextmanager
+def files_scope() -> Iterator[None]:
+    """Workload files registered inside stay registered only until the end (an API call, a test), so a
+    later run in the same process does not carry them to its workers."""
+    before = os.environ.get(FILES_ENV)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(FILES_ENV, None)
+        else:
+            os.environ[FILES_ENV] = before
 
 
 @cache

@@ -31,10 +31,16 @@ from tribench.core.errors import InvalidChoice, InvalidValue
 from tribench.core.spec import SIZES
 from tribench.suites.huggingface import is_reference as is_huggingface
 from tribench.suites.huggingface import workload as huggingface_workload
-from tribench.suites.plugins import BrokenWorkload, entry_point_workloads, file_workloads
+from tribench.suites.plugins import (
+    TRAIN_FLOPS_FACTOR,
+    BrokenWorkload,
+    entry_point_workloads,
+    file_workloads,
+    load_file,
+    registered_files,
+)
 from tribench.suites.plugins import Workload as PluginWorkload
 
-TRAIN_FLOPS_FACTOR = 3
 LEARNING_RATE = 1e-3
 SEED = 0
 
@@ -342,17 +348,36 @@ AnyWorkload = Workload | PluginWorkload | BrokenWorkload
 
 
 def plugin_workloads() -> tuple[dict[str, PluginWorkload | BrokenWorkload], list[str]]:
-    """(name -> workload from entry points and registered files, one line per plugin refused for taking a
-    built-in name). A file registered on the command line overrides an installed entry point."""
+    """(name -> workload from entry points and registered files, one line per plugin refused).
+
+    A plugin cannot take a built-in workload's name, nor one an earlier plugin took (installed entry
+    points first, then files in the order they were given): the later one is refused, never silently
+    preferred. ``register_file`` refuses such a file outright (``name_taken``)."""
     found: dict[str, PluginWorkload | BrokenWorkload] = {}
     refused = []
     for workload in entry_point_workloads() + file_workloads():
-        if workload.name in WORKLOADS or is_huggingface(workload.name):
-            refused.append(f"{workload.name} from {workload.origin} is not registered: {workload.name!r} is "
-                           "a built-in workload's name; a plugin adds workloads, it cannot replace one")
+        clash = builtin_clash(workload.name) or (
+            f"is already {found[workload.name].origin}'s" if workload.name in found else None)
+        if clash:
+            refused.append(f"{workload.name} from {workload.origin} is not registered: {workload.name!r} {clash}")
         else:
             found[workload.name] = workload
     return found, refused
+
+
+def builtin_clash(name: str) -> str | None:
+    if name in WORKLOADS or is_huggingface(name):
+        return "is a built-in workload's name; a plugin adds workloads, it cannot replace one"
+    return None
+
+
+def name_taken(name: str) -> str | None:
+    """Why a new plugin may not be called ``name`` (None if it may): a built-in's or a registered plugin's."""
+    clash = builtin_clash(name)
+    if clash:
+        return clash
+    known = plugin_workloads()[0].get(name)
+    return f"is already {known.origin}'s" if known is not None else None
 
 
 def names() -> list[str]:
@@ -361,16 +386,20 @@ def names() -> list[str]:
 
 
 def get(name: str) -> AnyWorkload:
-    """The workload called ``name``: built in, ``hf:<model>`` (``suites.huggingface``), or a plugin."""
+    """The workload called ``name``: built in, ``hf:<model>`` (``suites.huggingface``), or a plugin (by its
+    Workload's name, or for a file by the attribute named on the command line: a worker may load a file its
+    parent could not, or the reverse)."""
     if name in WORKLOADS:
         return WORKLOADS[name]
     if is_huggingface(name):
         return huggingface_workload(name)
     found = plugin_workloads()[0]
-    if name not in found:
-        raise InvalidChoice("workload", name, names() + ["hf:<model type or config.json>",
-                                                         "path/to/model.py:NAME"])
-    return found[name]
+    if name in found:
+        return found[name]
+    for path, attribute in registered_files():
+        if attribute == name:
+            return load_file(path, attribute)
+    raise InvalidChoice("workload", name, names() + ["hf:<model type or config.json>", "path/to/model.py:NAME"])
 
 
 def is_builtin(name: str) -> bool:

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,8 +101,17 @@ def test_mistakes_raise_the_one_line_the_cli_prints():
         tribench.run(backend="nope", progress=False)
     with pytest.raises(InvalidValue, match="--max-processes 2 is below --processes 3"):
         tribench.run(backend="torch", max_processes=2, progress=False)
-    with pytest.raises(TypeError, match="unexpected keyword argument 'procs'"):
+    with pytest.raises(InvalidChoice, match="unknown tribench.run argument 'procs'; valid choices: suite, backend"):
         tribench.run(procs=3)
+    with pytest.raises(InvalidValue, match="processes must be a whole number of at least 1, got 0"):
+        tribench.run(backend="torch", processes=0, progress=False)
+    with pytest.raises(InvalidValue, match="max_time must be a number of seconds, 0 or more, got -1"):
+        tribench.run(backend="torch", max_time=-1, progress=False)
+
+
+def test_the_recorded_call_names_only_what_differs_from_the_defaults():
+    request = tribench.RunRequest(backend="torch", output=Path("r.json"), tags=[], python=[])
+    assert request.call_text() == ["tribench.run(backend='torch', output='r.json')"]
 
 
 def test_compare_gives_verdicts_as_objects_a_frame_and_the_cli_s_exit_code(tmp_path):

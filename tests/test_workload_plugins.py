@@ -5,6 +5,7 @@ real frameworks are in test_workload_plugins_run.py."""
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -16,7 +17,7 @@ from tribench.core.spec import CaseSpec
 from tribench.harness.aggregate import step_flops
 from tribench.harness.efficiency import case_efficiency
 from tribench.harness.planner import workload_skip_reason
-from tribench.suites import Matrix, expand, huggingface, plugins, workloads
+from tribench.suites import Matrix, expand, plugins, workloads
 from tribench.suites.plugins import BrokenWorkload, Workload
 
 BACKENDS = ["torch", "tensorflow", "jax"]
@@ -38,7 +39,8 @@ def clean_registry(monkeypatch):
     """No workload files registered and entry points read afresh, before and after the test."""
     monkeypatch.delenv(plugins.FILES_ENV, raising=False)
     plugins.entry_point_workloads.cache_clear()
-    yield monkeypatch
+    with plugins.files_scope():  # what a test registers never reaches later tests' processes
+        yield monkeypatch
     plugins.entry_point_workloads.cache_clear()
 
 
@@ -109,7 +111,7 @@ def test_a_file_that_fails_to_import_is_a_broken_workload_with_one_line(tmp_path
     path = tmp_path / "broken.py"
     path.write_text("import surely_not_a_module_here\n")
     assert plugins.register_file(f"{path}:mine") == "mine"
-    broken = workloads.get("mine")
+    broken = workloads.get("mine")   # found by the attribute the command line named
     assert isinstance(broken, BrokenWorkload)
     assert broken.reason == (f"file {path}:mine failed to load: ModuleNotFoundError: No module named "
                              "'surely_not_a_module_here'")
@@ -125,12 +127,61 @@ def test_a_file_object_that_is_no_workload_or_is_missing_is_broken(tmp_path, cle
     assert workloads.get("absent").reason == f"{path} has no 'absent'"
 
 
-def test_a_plugin_cannot_take_a_built_in_name(plugin_file):
-    plugins.register_file(f"{plugin_file}:taken")
-    found, refused = workloads.plugin_workloads()
+def test_a_file_cannot_take_a_built_in_name_or_another_plugin_s(plugin_file, tmp_path):
+    with pytest.raises(InvalidValue) as error:
+        plugins.register_file(f"{plugin_file}:taken", taken=workloads.name_taken)
+    assert str(error.value) == (f"--workload {plugin_file}:taken: its workload is named 'cnn', which is a built-in "
+                                "workload's name; a plugin adds workloads, it cannot replace one; rename it")
     assert workloads.get("cnn") is workloads.WORKLOADS["cnn"]
+    plugins.register_file(f"{plugin_file}:probe", taken=workloads.name_taken)
+    other = tmp_path / "other.py"
+    other.write_text(PLUGIN_FILE)
+    with pytest.raises(InvalidValue, match=f"its workload is named 'probe', which is already file {plugin_file}:"
+                                           "probe's; rename it"):
+        plugins.register_file(f"{other}:probe", taken=workloads.name_taken)
+    plugins.register_file(f"{plugin_file}:probe", taken=workloads.name_taken)  # the same file again is fine
+    assert workloads.get("probe").origin == f"file {plugin_file}:probe"
+
+
+def test_a_plugin_that_takes_a_taken_name_is_left_out_and_listed_as_refused(plugin_file, clean_registry):
+    clean_registry.setenv(plugins.FILES_ENV, f'["{plugin_file}:taken"]')   # as a worker would be told
+    found, refused = workloads.plugin_workloads()
+    assert "cnn" not in found
     assert refused == [f"cnn from file {plugin_file}:taken is not registered: 'cnn' is a built-in workload's name; "
                        "a plugin adds workloads, it cannot replace one"]
+
+
+def test_a_file_may_name_a_function_that_returns_the_workload(tmp_path, clean_registry):
+    path = tmp_path / "factory.py"
+    path.write_text("from tribench.plugins import Workload\n"
+                    "def make():\n    return Workload('made', 'from a factory', {'tiny': {}}, {})\n")
+    assert plugins.register_file(f"{path}:make") == "made"
+    assert workloads.get("made").origin == f"file {path}:make"
+
+
+def test_a_file_is_loaded_once_per_version(tmp_path, clean_registry):
+    log = tmp_path / "executions.txt"
+    path = tmp_path / "counting.py"
+    source = (f"open({str(log)!r}, 'a').write('x')\n"
+              "from tribench.plugins import Workload\nw = Workload('counting', '', {{'tiny': {{}}}}, {{}})\n")
+    path.write_text(source.replace("{{", "{").replace("}}", "}"))
+    plugins.register_file(f"{path}:w")
+    for _ in range(5):
+        workloads.get("counting")
+        expand(Matrix(backends=("torch",), workloads=("counting",)), BACKENDS)
+    assert log.read_text() == "x"
+    path.write_text(path.read_text().replace("'counting', ''", "'counting', 'edited'"))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+    assert workloads.get("counting").description == "edited" and log.read_text() == "xx"
+
+
+def test_files_registered_in_a_scope_are_forgotten_after_it(plugin_file, clean_registry):
+    with plugins.files_scope():
+        plugins.register_file(f"{plugin_file}:probe")
+        assert workloads.get("probe").name == "probe"
+    assert plugins.FILES_ENV not in os.environ
+    with pytest.raises(InvalidChoice):
+        workloads.get("probe")
 
 
 # ---------------------------------------------------------------- entry points
@@ -192,6 +243,18 @@ def test_the_planner_skips_what_a_plugin_cannot_run_and_lets_broken_plugins_fail
     assert workload_skip_reason(spec("cnn", "jax")) is None
 
 
+def test_a_missing_package_is_the_worker_s_to_find_under_the_case_s_interpreter(plugin_file):
+    from tribench.backends import plugin_support
+    from tribench.backends.base import CaseSkipped
+
+    needy = Workload("needy", "", {"tiny": {}}, {"torch": "m:f"}, requires=("surely_not_installed_pkg",),
+                     install_hint="pip install it")
+    assert workload_skip_reason(spec("cnn")) is None
+    with pytest.raises(CaseSkipped, match=r"workload needy needs surely_not_installed_pkg \(not installed\); "
+                                          "install with: pip install it"):
+        plugin_support.parts_for(needy, spec("needy"), "torch", "cpu")
+
+
 # ---------------------------------------------------------------- FLOPs in the run file
 
 
@@ -199,7 +262,9 @@ def test_flops_are_analytic_where_a_formula_exists_else_the_framework_counter_s(
     plugins.register_file(f"{plugin_file}:probe")
     plugins.register_file(f"{plugin_file}:counted")
     assert step_flops(spec("probe")) == {"value": 50 * 8 * 3, "unit": "FLOP",
-                                         "source": "analytic (suites.workloads; train = 3 x forward)"}
+                                         "source": "analytic (the workload plugin's forward_flops; train = 3 x "
+                                                   "forward)"}
+    assert step_flops(spec("cnn"))["source"] == "analytic (suites.workloads; train = 3 x forward)"
     counted = {"value": 1234, "unit": "FLOP", "source": "the counter"}
     repeats = [{"status": "failed"}, {"status": "ok", "build": {"counted_flops": counted}}]
     assert step_flops(spec("counted"), repeats) == counted
@@ -233,13 +298,13 @@ def test_hugging_face_names_resolve_to_pytorch_only_workloads(tmp_path):
         workloads.get(f"hf:{tmp_path}/missing.json")
 
 
-def test_a_configuration_file_is_one_size_and_its_path_made_absolute(tmp_path, monkeypatch):
+def test_a_configuration_file_is_one_size_and_keeps_the_path_as_given(tmp_path, monkeypatch):
+    """As given, so a case id names the same model on every machine; workers share the parent's folder."""
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "config.json").write_text('{"model_type": "gpt2"}')
     monkeypatch.chdir(tmp_path)
-    assert huggingface.absolute_reference("hf:mine/config.json") == f"hf:{tmp_path}/mine/config.json"
-    assert huggingface.absolute_reference("hf:gpt2") == "hf:gpt2"
     workload = workloads.get("hf:mine")
+    assert workload.name == "hf:mine"
     assert tuple(workload.sizes) == ("standard",)
     assert workload.sizes["standard"]["config_file"] == str(tmp_path / "mine" / "config.json")
 

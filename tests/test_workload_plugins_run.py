@@ -23,9 +23,12 @@ QUICK = ("--processes", "1", "--min-time", "0.05", "--max-time", "0.3", "--susta
 
 
 def tribench_in(folder: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """The real CLI, started in ``folder`` (the user's current folder)."""
+    """The real CLI of this checkout, started in ``folder`` (the user's current folder)."""
+    env = dict(env or os.environ)
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(paths + ([str(ROOT)] if str(ROOT) not in paths else []))
     return subprocess.run([sys.executable, "-m", "tribench", *args], cwd=folder, capture_output=True, text=True,
-                          timeout=900, env={**(env or os.environ), "COLUMNS": "300"})
+                          timeout=900, env={**env, "COLUMNS": "300"})
 
 
 def cases_by_id(path: Path) -> dict[str, dict]:
@@ -147,7 +150,7 @@ def test_a_local_hugging_face_configuration_runs_as_written(tmp_path):
     assert done.returncode == 0, done.stderr
     (case,) = load_run(out)["cases"]
     assert case["status"] == "ok", case.get("error")
-    assert case["spec"]["workload"] == f"hf:{tmp_path / 'tiny-gpt'}"
+    assert case["spec"]["workload"] == "hf:tiny-gpt"   # as given: the same case id on every machine
     embeddings = 100 * 32 + 256 * 32
     block = 2 * 2 * 32 + (32 * 96 + 96) + (32 * 32 + 32) + (32 * 128 + 128) + (128 * 32 + 32)
     assert case["metrics"]["params"]["value"] == embeddings + block + 2 * 32  # the head is tied to the embedding

@@ -79,11 +79,30 @@ class RunRequest:
     fork_server: bool = True
 
     def call_text(self) -> list[str]:
-        """How the API records the request as the run file's ``command``: the non-default arguments."""
+        """How the API records the request as the run file's ``command``: the non-default arguments, paths as
+        text, an empty list or mapping as the default it equals."""
         defaults = RunRequest()
-        given = [f"{f.name}={getattr(self, f.name)!r}" for f in fields(self)
-                 if getattr(self, f.name) != getattr(defaults, f.name)]
+        given = []
+        for f in fields(self):
+            value, default = getattr(self, f.name), getattr(defaults, f.name)
+            if isinstance(value, Path):
+                value = str(value)
+            if value == default or (not value and not default and value is not None and default is not None):
+                continue
+            given.append(f"{f.name}={value!r}")
         return ["tribench.run(" + ", ".join(given) + ")"]
+
+    def check(self) -> None:
+        """The limits the command line's flags carry (typer's ``min=``), for a request made in Python."""
+        for name, low in (("processes", 1), ("max_processes", 0), ("devices", 1), ("profile_steps", 1),
+                          ("min_steps", 1), ("steps", 1), ("warmup_steps", 0)):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+                raise InvalidValue(f"{name} must be a whole number of at least {low}, got {value!r}")
+        for name in ("min_time", "max_time", "sustained_time", "min_warmup", "idle_baseline", "case_budget"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise InvalidValue(f"{name} must be a number of seconds, 0 or more, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -127,6 +146,7 @@ def prepare(request: RunRequest) -> Prepared:
     from tribench.harness.run import default_output
     from tribench.harness.threads import policy_for_run
 
+    request.check()
     if request.timeout <= 0:
         raise InvalidValue(f"--timeout must be above 0 seconds, got {request.timeout}")
     cluster = resolve(request.nodes, request.node_rank, request.master_addr, request.master_port)
@@ -168,13 +188,11 @@ def prepare(request: RunRequest) -> Prepared:
 
 def workload_name(item: str) -> str:
     """A workload item as the case's workload name: ``path/model.py:NAME`` is loaded and registered for the
-    run's workers (``suites.plugins``), an ``hf:`` configuration path made absolute; others as given."""
-    from tribench.suites import huggingface, plugins
+    run's workers (``suites.plugins``; refused, one line, when its name is taken); others as given."""
+    from tribench.suites import huggingface, plugins, workloads
 
-    if huggingface.is_reference(item):
-        return huggingface.absolute_reference(item)
-    if ".py:" in item:
-        return plugins.register_file(item)
+    if ".py:" in item and not huggingface.is_reference(item):
+        return plugins.register_file(item, taken=workloads.name_taken)
     return item
 
 
@@ -187,9 +205,8 @@ def case_specs(request: RunRequest, pythons: dict[str, str]) -> list:
     axes = {"backends": request.backend, "workloads": request.workload, "sizes": request.size,
             "modes": request.mode, "batch_sizes": request.batch, "precisions": request.precision,
             "compile": request.compile, "devices": request.device}
-    lists = {axis: _axis(value) for axis, value in axes.items()}
-    lists["workloads"] = [workload_name(item) for item in lists["workloads"]]
-    matrix = suite_file.load(request.suite).override(**lists)
+    matrix = suite_file.load(request.suite).override(**{axis: _axis(value) for axis, value in axes.items()})
+    matrix = replace(matrix, workloads=tuple(workload_name(item) for item in matrix.workloads))  # files, suite's too
     specs = expand(matrix, backends.names())
     return with_envs(specs, list(pythons)) if len(pythons) > 1 else specs
 
@@ -230,9 +247,19 @@ def sequential_options(options, pythons: dict[str, str], threshold: str, points:
     return replace(options, repeats=low, max_processes=plan.max_pairs, sequential=plan)
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM turned into it) while cases ran: the finished cases are kept in ``run_file``, which
+    is marked interrupted."""
+
+    def __init__(self, run_file) -> None:
+        super().__init__()
+        self.run_file = run_file
+
+
 class Progress:
     """What ``execute`` tells while it works. This one prints a line per finished process to stderr; the
-    command line's draws a progress bar (``tribench.cli.run``); ``Progress(quiet=True)`` says nothing."""
+    command line's draws a progress bar (``tribench.cli.run``); ``Progress(quiet=True)`` says nothing.
+    Any object with the same two methods will do."""
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
@@ -253,7 +280,9 @@ class Progress:
 def execute(prepared: Prepared, command: list[str], progress: Progress | None = None):
     """Plan, capture the environment, measure every case and save the run file; returns the RunFile.
 
-    Ctrl-C (KeyboardInterrupt) keeps the finished cases, marks the file interrupted and propagates."""
+    Ctrl-C (KeyboardInterrupt) while cases run keeps the finished ones, marks the file interrupted and raises
+    ``RunInterrupted``; before that (planning, the peaks) it propagates as it is, and no run file holds
+    anything measured."""
     from tribench.harness.fork_pool import ForkServerPool
     from tribench.harness.peak import store_in_run
     from tribench.harness.run import run_cases, start_run
@@ -270,8 +299,11 @@ def execute(prepared: Prepared, command: list[str], progress: Progress | None = 
         measure = prepared.request.measure_peak
         with progress.stage("measuring device peaks…" if measure else "looking up cached device peaks…"):
             store_in_run(run_file, planned, measure=measure)  # environment["peaks"], for MFU
-        with progress.cases(planned, options.repeats, options.max_processes) as on_result:
-            run_cases(run_file, planned, options, on_result)
+        try:
+            with progress.cases(planned, options.repeats, options.max_processes) as on_result:
+                run_cases(run_file, planned, options, on_result)
+        except KeyboardInterrupt:
+            raise RunInterrupted(run_file) from None
     return run_file
 
 
@@ -312,11 +344,20 @@ class Run:
 def run(suite: str = "smoke", *, progress: Progress | bool = True, **flags: Any) -> Run:
     """Run a suite as ``tribench run`` does (keyword arguments: ``RunRequest``'s fields) and return the Run.
 
-    ``progress``: True prints a line per finished process to stderr, False nothing, or a ``Progress``."""
+    ``progress``: True prints a line per finished process to stderr, False nothing, or a ``Progress``.
+    Workload files the call names are known to its workers for this call only."""
+    from tribench.core.errors import InvalidChoice
+    from tribench.suites.plugins import files_scope
+
+    known = [f.name for f in fields(RunRequest)]
+    for name in flags:
+        if name not in known:
+            raise InvalidChoice("tribench.run argument", name, known)
     request = RunRequest(suite=suite, **flags)
-    prepared = prepare(request)
-    reporter = progress if isinstance(progress, Progress) else Progress(quiet=not progress)
-    run_file = execute(prepared, request.call_text(), reporter)
+    with files_scope():
+        prepared = prepare(request)
+        reporter = Progress(quiet=not progress) if isinstance(progress, bool) else progress
+        run_file = execute(prepared, request.call_text(), reporter)
     if request.report:
         report([prepared.path], Path(prepared.path).with_suffix(".html"))
     return Run.open(run_file.path)
@@ -360,11 +401,13 @@ class Verdicts:
     def frame(self):
         import pandas as pd
 
-        rows = [{"case_id": case.id, "case_verdict": case.verdict, "case_reason": case.reason,
-                 "metric": metric.metric, "verdict": metric.verdict, "base": metric.base, "head": metric.head,
-                 "change": metric.change, "ci_low": metric.ci_low, "ci_high": metric.ci_high,
-                 "p_adjusted": metric.p_adjusted, "unit": metric.unit, "reason": metric.reason}
-                for case in self.cases for metric in (case.metrics or [None]) if metric is not None]
+        rows = []
+        for case in self.cases:  # a case with no metric compared (missing, failed) keeps one row, metric None
+            head = {"case_id": case.id, "case_verdict": case.verdict, "case_reason": case.reason}
+            rows += [{**head, "metric": metric.metric, "verdict": metric.verdict, "base": metric.base,
+                      "head": metric.head, "change": metric.change, "ci_low": metric.ci_low,
+                      "ci_high": metric.ci_high, "p_adjusted": metric.p_adjusted, "unit": metric.unit,
+                      "reason": metric.reason} for metric in case.metrics] or [{**head, "metric": None}]
         return pd.DataFrame(rows)
 
 

@@ -20,13 +20,15 @@ Installed with tribench (the ``pytest11`` entry point), so any test can ask for 
 
 The workload is given as an object defined at the top level of the test module (the worker processes
 load it from the module's file), as ``"path/model.py:NAME"``, or by name (built in, installed plugin,
-``hf:<model>``). Keyword arguments are ``tribench.run``'s. Run files go to ``--tribench-output DIR``
-(one per test, named after it) or else the test's temporary folder; ``--tribench-processes N`` sets
-every run's process count.
+``hf:<model>``). Keyword arguments are ``tribench.run``'s. The workers see the test suite's root folder
+and the test module's folder on ``PYTHONPATH``, so the module's own imports resolve there as under
+pytest. Run files go to ``--tribench-output DIR`` (one per test, named after it) or else the test's
+temporary folder; ``--tribench-processes N`` sets every run's process count.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -82,6 +84,10 @@ def tribench_run(request: pytest.FixtureRequest, tmp_path: Path):
             flags.setdefault("processes", processes)
         flags.setdefault("progress", False)
         flags.setdefault("tags", {"pytest": request.node.nodeid})
-        return api.run(workload=workload_reference(workload, request.module), output=output, **flags)
+        with pytest.MonkeyPatch.context() as patch:  # the test suite's own imports work in the workers too
+            paths = [str(request.config.rootpath), str(Path(request.module.__file__).parent)]
+            patch.setenv("PYTHONPATH", os.pathsep.join(paths + [p for p in os.environ.get("PYTHONPATH", "")
+                                                                .split(os.pathsep) if p]))
+            return api.run(workload=workload_reference(workload, request.module), output=output, **flags)
 
     return measure

@@ -238,7 +238,7 @@ def make_optimizer(precision: str, variables: list) -> keras.optimizers.Optimize
 
 
 def train_step_fn(model: keras.Model, optimizer, inputs, targets, distributed: bool = False,
-                  loss: Callable[[Any, Any], tf.Tensor] | None = None) -> Callable[[], tf.Tensor]:
+                  loss_function: Callable[[Any, Any], tf.Tensor] | None = None) -> Callable[[], tf.Tensor]:
     """forward, mean cross-entropy, backward, Adam update; returns the float32 loss.
 
     ``distributed``: the step runs on every replica of a ``tf.distribute`` strategy (inside
@@ -246,15 +246,15 @@ def train_step_fn(model: keras.Model, optimizer, inputs, targets, distributed: b
     element (Keras's reduced losses would divide by the replica count themselves, silently) and the
     step's loss is this replica's share of the global mean: its own mean / the replicas in sync.
     Summed over replicas (``distribute``), the gradients and the losses are those of the global mean.
-    ``loss(outputs, targets)`` replaces the cross-entropy (a plugin workload's own, one device).
+    ``loss_function(outputs, targets)`` replaces the cross-entropy (a plugin workload's own, one device).
     """
     variables = model.trainable_variables
     loss_fn = keras.losses.SparseCategoricalCrossentropy(
         from_logits=True, reduction=None if distributed else "sum_over_batch_size")
 
     def loss_of(logits: tf.Tensor) -> tf.Tensor:
-        if loss is not None:
-            return loss(logits, targets)
+        if loss_function is not None:
+            return loss_function(logits, targets)
         value = loss_fn(targets, logits)
         if not distributed:
             return value

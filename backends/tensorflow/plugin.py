@@ -4,7 +4,9 @@ same ``tf.function`` (XLA for compiled, eager for op-by-op), on one device.
 
 Without an analytic FLOP formula the step's FLOPs come from TensorFlow's own counter
 (``tf.compat.v1.profiler`` float operations over the traced step's graph; ``build.counted_flops``),
-taken once at build time, outside the timed steps.
+taken once at build time, outside the timed steps: the step is traced a second time for it (its Python
+runs again; nothing executes). The counter reaches the profiler through ``tensorflow.python.profiler``,
+the module ``tf.compat.v1.profiler`` is.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def build_session(case: CaseSpec, workload: Workload, memory_growth: dict[str, A
         if train:
             optimizer = adapter.make_optimizer(case.precision, model.trainable_variables)
             step = adapter.train_step_fn(model, optimizer, inputs, targets,
-                                         loss=checked_loss(parts.loss, workload.name))
+                                         loss_function=checked_loss(parts.loss, workload.name))
         else:
             step = adapter.infer_step_fn(model, inputs)
     placed = adapter.placed_on(device, step)

@@ -58,19 +58,24 @@ def checked_loss(loss: Callable[[Any, Any], Any], workload: str) -> Callable[[An
     return compute
 
 
-def count_flops(model: nn.Module, inputs: Any, targets: Any, loss: Callable | None, train: bool) -> dict[str, Any]:
-    """FLOPs of one step (train: forward and backward; infer: forward) by PyTorch's own counter."""
+def count_flops(model: nn.Module, inputs: Any, targets: Any, loss: Callable | None, train: bool,
+                autocast: Any) -> dict[str, Any]:
+    """FLOPs of one step (train: forward and backward; infer: forward) by PyTorch's own counter, under the
+    case's autocast (so a bf16/fp16 case's memory, not fp32's, is what the counting step needs). A counted
+    training step also moves BatchNorm's running statistics once, as a warm-up step would."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
     call = feeder(model)
-    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter, autocast:
         if train:
             loss(call(inputs), targets).backward()
         else:
             with torch.no_grad():
                 call(inputs)
     model.zero_grad(set_to_none=True)
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()  # what counting cached is not the measured step's
     what = "forward and backward pass" if train else "forward pass"
     return {"value": int(counter.get_total_flops()), "unit": "FLOP", "source": COUNTER_SOURCE.format(what=what)}
 
@@ -90,7 +95,9 @@ def plugin_session_parts(workload: Workload, case: CaseSpec, device: torch.devic
     info: dict[str, Any] = {"compile": "torch.compile" if case.compile == "compiled" else "eager",
                             "workload_plugin": plugin_support.record(workload, "torch")}
     if workload.flops_per_step(case.size, case.mode, case.batch_size) is None:
-        info["counted_flops"] = count_flops(model, inputs, targets, loss, train)
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(case.precision)
+        autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+        info["counted_flops"] = count_flops(model, inputs, targets, loss, train, autocast)
     runner = torch.compile(model) if case.compile == "compiled" else model
     return {"model": model, "runner": feeder(runner), "inputs": inputs, "targets": targets, "loss": loss,
             "info": info}

@@ -172,8 +172,9 @@ def efficiency_section(data: ReportData) -> Section:
 
 
 def profiled(run: Run) -> bool:
-    """Whether a run was made with --profile (its command says so, or a case holds a profile)."""
-    return "--profile" in (run.data.get("command") or []) or any(
+    """Whether a run was made with --profile (its settings or command say so, or a case holds a profile)."""
+    settings = run.data.get("settings") or {}
+    return bool(settings.get("profile")) or "--profile" in (run.data.get("command") or []) or any(
         (case.get("metrics") or {}).get("profile") for case in run.data.get("cases") or [])
 
 

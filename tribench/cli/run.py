@@ -27,7 +27,7 @@ def run(
     backend: str | None = typer.Option(None, help="Backends, comma-separated: torch,tensorflow,jax."),
     workload: str | None = typer.Option(None, help="Workloads, comma-separated: cnn,rnn,transformer, an installed "
                                         "plugin's name, hf:bert|gpt2|t5|<config.json>, or path/model.py:NAME."),
-    size: str | None = typer.Option(None, help="Sizes: tiny,small,standard."),
+    size: str | None = typer.Option(None, help="Sizes: tiny,small,standard (a plugin workload's own names)."),
     mode: str | None = typer.Option(None, help="Modes: train,infer."),
     batch: str | None = typer.Option(None, help="Batch sizes, comma-separated whole numbers > 0."),
     precision: str | None = typer.Option(None, help="Precisions: fp32,bf16,fp16."),
@@ -135,11 +135,12 @@ def _run_and_report(prepared) -> None:
     path = prepared.path
     try:
         run_file = api.execute(prepared, sys.argv, BarProgress())
-    except KeyboardInterrupt:
-        from tribench.harness.results import load_run
-
-        finished = sum(1 for case in load_run(path)["cases"] if case.get("status")) if path.exists() else 0
+    except api.RunInterrupted as stop:
+        finished = sum(1 for case in stop.run_file.data["cases"] if case.get("status"))
         err.print(f"[yellow]interrupted[/]: {finished} finished case(s) kept in {escape(str(path))}")
+        raise typer.Exit(130) from None
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/] before the first case ran: nothing was measured")
         raise typer.Exit(130) from None
     out.print(summary_table(run_file.data))
     after_run(path, prepared.request.report, out)  # the HTML report, or the command that builds it
