@@ -21,6 +21,7 @@ from __future__ import annotations
 from tribench.suites import workloads
 from tribench.suites.workloads import (
     ConvNetSpec,
+    DecoderSpec,
     LSTMClassifierSpec,
     LSTMLanguageModelSpec,
     ResNetSpec,
@@ -67,6 +68,11 @@ def activation_elements_per_sample(spec: workloads.Architecture) -> int:
     if isinstance(spec, TransformerSpec):
         s, d = spec.seq_len, spec.d_model
         block = s * d * 5 + spec.heads * s * s + s * spec.d_ff   # q, k, v, attention out, projection; scores; FFN
+        return s * d + spec.layers * block + s * spec.vocab
+    if isinstance(spec, DecoderSpec):
+        s, d = spec.seq_len, spec.d_model
+        # q, k, v, attention out, projection; scores; gate, up and their product; the block's two residual adds
+        block = s * (3 * d + 2 * spec.kv_dim) + spec.heads * s * s + 3 * s * spec.d_ff + s * d
         return s * d + spec.layers * block + s * spec.vocab
     raise TypeError(f"unknown architecture {spec!r}")
 

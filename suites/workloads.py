@@ -119,7 +119,42 @@ class TransformerSpec:
     layers: int
 
 
-Architecture = ConvNetSpec | ResNetSpec | LSTMClassifierSpec | LSTMLanguageModelSpec | TransformerSpec
+@dataclass(frozen=True)
+class DecoderSpec:
+    """Causal language model in the shape of current open LLMs (Llama): token embedding, then per layer
+    x + GQA(RMSNorm(x)) with rotary position embeddings and x + SwiGLU(RMSNorm(x)), a final RMSNorm and
+    a vocabulary head tied to the embedding (``tie_embeddings``). No biases anywhere.
+
+    Attention has ``heads`` query heads sharing ``kv_heads`` key/value heads (grouped-query attention),
+    each ``d_model // heads`` wide; RoPE rotates pairs (i, i + head_dim / 2) ("rotate half") with base
+    ``rope_theta``. The MLP is ``down(silu(gate(x)) * up(x))`` with ``d_ff`` hidden units.
+    ``seq_len`` is the sequence a train or infer step runs; ``max_context`` the most positions a
+    generated sequence may reach (prompt + new tokens).
+    """
+
+    vocab: int
+    seq_len: int
+    d_model: int
+    heads: int
+    kv_heads: int
+    d_ff: int
+    layers: int
+    max_context: int
+    rope_theta: float = 10_000.0
+    norm_eps: float = 1e-5
+    tie_embeddings: bool = True
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.heads
+
+    @property
+    def kv_dim(self) -> int:
+        return self.kv_heads * self.head_dim
+
+
+Architecture = (ConvNetSpec | ResNetSpec | LSTMClassifierSpec | LSTMLanguageModelSpec | TransformerSpec
+                | DecoderSpec)
 
 
 # ---------------------------------------------------------------- parameters
@@ -210,6 +245,12 @@ def param_count(spec: Architecture, lstm_second_bias: bool = False) -> int:
         block = layer_norm + 4 * _dense_params(d, d) + layer_norm
         block += _dense_params(d, spec.d_ff) + _dense_params(spec.d_ff, d)
         return spec.vocab * d + spec.layers * block + layer_norm + _dense_params(d, spec.vocab)
+    if isinstance(spec, DecoderSpec):
+        d = spec.d_model
+        attention = d * d + 2 * d * spec.kv_dim + d * d          # q, k, v, out (no biases)
+        block = 2 * d + attention + 3 * d * spec.d_ff              # two RMSNorm scales, SwiGLU gate/up/down
+        head = 0 if spec.tie_embeddings else d * spec.vocab
+        return spec.vocab * d + spec.layers * block + d + head
     raise TypeError(f"unknown architecture {spec!r}")
 
 
@@ -277,7 +318,22 @@ def forward_flops_per_sample(spec: Architecture) -> int:
         attention = 2 * s * s * d * 2          # Q K^T and (softmax) V, summed over heads
         ffn = 2 * s * d * spec.d_ff * 2
         return spec.layers * (projections + attention + ffn) + 2 * s * d * spec.vocab
+    if isinstance(spec, DecoderSpec):
+        return decoder_forward_flops(spec, spec.seq_len)
     raise TypeError(f"unknown architecture {spec!r}")
+
+
+def decoder_forward_flops(spec: DecoderSpec, positions: int, context: int | None = None) -> int:
+    """Forward FLOPs of ``positions`` new positions of a decoder attending over ``context`` positions in all
+    (default: ``positions``, a whole sequence). Attention's score and value products count in full (the
+    matrix products the frameworks run and their counters count, causal mask or not); with a KV cache,
+    a decode step has ``positions`` 1 and ``context`` the tokens so far."""
+    context = positions if context is None else context
+    d, s = spec.d_model, positions
+    projections = 2 * s * d * (2 * d + 2 * spec.kv_dim)        # q and out (d x d), k and v (d x kv_dim)
+    attention = 2 * 2 * s * context * d                        # Q K^T and P V over every query head
+    mlp = 3 * 2 * s * d * spec.d_ff
+    return spec.layers * (projections + attention + mlp) + 2 * s * d * spec.vocab
 
 
 # ---------------------------------------------------------------- workloads
@@ -299,7 +355,7 @@ class Workload:
         spec = self.architecture(size)
         if isinstance(spec, LSTMClassifierSpec | LSTMLanguageModelSpec):
             return spec.timesteps
-        if isinstance(spec, TransformerSpec):
+        if isinstance(spec, TransformerSpec | DecoderSpec):
             return spec.seq_len
         return None
 
@@ -337,6 +393,19 @@ WORKLOADS: dict[str, Workload] = {
             "tiny": TransformerSpec(vocab=1_000, seq_len=32, d_model=64, heads=4, d_ff=256, layers=2),
             "small": TransformerSpec(vocab=8_000, seq_len=128, d_model=256, heads=4, d_ff=1024, layers=4),
             "standard": TransformerSpec(vocab=30_522, seq_len=128, d_model=768, heads=12, d_ff=3072, layers=12),
+        },
+    ),
+    "decoder": Workload(
+        "decoder",
+        "causal LM, Llama-shaped (RMSNorm, RoPE, grouped-query attention, SwiGLU, tied head): standard = "
+        "Llama-3.2-1B shape",
+        {
+            "tiny": DecoderSpec(vocab=1_000, seq_len=32, d_model=64, heads=4, kv_heads=2, d_ff=192, layers=2,
+                                max_context=512),
+            "small": DecoderSpec(vocab=32_000, seq_len=256, d_model=768, heads=12, kv_heads=4, d_ff=3072,
+                                 layers=12, max_context=2048),
+            "standard": DecoderSpec(vocab=128_256, seq_len=1024, d_model=2048, heads=32, kv_heads=8, d_ff=8192,
+                                    layers=16, max_context=8192, rope_theta=500_000.0),
         },
     ),
 }

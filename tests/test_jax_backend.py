@@ -23,8 +23,8 @@ import jax.numpy as jnp  # noqa: E402
 from tribench.backends.jax import adapter, fast_paths, models  # noqa: E402
 from tribench.backends.jax import backend as entry  # noqa: E402
 
-TINY = ("cnn", "rnn", "transformer")
-TINY_PARAMS = {"cnn": 93_322, "rnn": 91_530, "transformer": 229_096}
+TINY = ("cnn", "rnn", "transformer", "decoder")
+TINY_PARAMS = {"cnn": 93_322, "rnn": 91_530, "transformer": 229_096, "decoder": 162_624}
 BATCH = 8
 STEPS = 6
 CPU = jax.devices("cpu")[0]
@@ -201,10 +201,12 @@ def test_sinusoidal_positions_alternate_sin_and_cos():
 # XLA's cost analysis counts every HLO op, so element-wise work the analytic count leaves out
 # (bias adds, ReLU/GELU, pooling, LayerNorm, softmax) makes its number a little higher.
 FLOPS_BATCH = 4
-ELEMENTWISE_TOLERANCE = {"cnn": 0.05, "transformer": 0.15}   # tiny: d_model=64, so LN/softmax/GELU weigh ~11%
+ELEMENTWISE_TOLERANCE = {"cnn": 0.05, "transformer": 0.15,   # tiny: d_model=64, so LN/softmax/GELU weigh ~11%
+                         "decoder": 0.05}                   # RMSNorm, RoPE, SiLU, softmax
 
 
-@pytest.mark.parametrize("workload,size", [("cnn", "tiny"), ("transformer", "tiny"), ("transformer", "small")])
+@pytest.mark.parametrize("workload,size", [("cnn", "tiny"), ("transformer", "tiny"), ("transformer", "small"),
+                                           ("decoder", "tiny"), ("decoder", "small")])
 def test_xla_flops_match_the_analytic_count_plus_elementwise_work(workload, size):
     spec = workloads.get(workload).architecture(size)
     analytic = workloads.forward_flops_per_sample(spec) * FLOPS_BATCH

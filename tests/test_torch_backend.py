@@ -30,7 +30,7 @@ from tribench.backends.torch import adapter, fast_paths, models  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CPU = torch.device("cpu")
-TINY = ("cnn", "rnn", "transformer")
+TINY = ("cnn", "rnn", "transformer", "decoder")
 BUILD = "2.13.0+cpu"
 
 
@@ -183,8 +183,21 @@ def test_the_picked_kernel_is_what_sdpa_itself_dispatches_to():
     assert "aten::_scaled_dot_product_flash_attention_for_cpu" in names
 
 
+def test_the_decoder_s_grouped_causal_attention_kernel_is_asked_and_cross_checked():
+    """Grouped-query (4 query heads over 2 key/value heads) and causal, as the decoder calls it."""
+    query, key = torch.randn(2, 4, 32, 16), torch.randn(2, 2, 32, 16)
+    picked = fast_paths.picked_attention_kernel(2, 4, 32, 16, torch.float32, torch.device("cpu"), train=False,
+                                                kv_heads=2, causal=True)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as trace:
+        F.scaled_dot_product_attention(query, key, key, is_causal=True, enable_gqa=True)
+    assert picked == "flash"
+    assert "aten::_scaled_dot_product_flash_attention_for_cpu" in {event.key for event in trace.key_averages()}
+    session = adapter.backend().build(case("decoder", mode="infer"))
+    assert session.info["fast_paths"]["attention"]["implementation"] == "scaled_dot_product_attention (flash)"
+
+
 def test_an_unknown_sdpa_answer_or_a_torch_without_the_question_is_said_so(monkeypatch):
-    monkeypatch.setattr(torch, "_fused_sdp_choice", lambda *args: 42)
+    monkeypatch.setattr(torch, "_fused_sdp_choice", lambda *args, **kwargs: 42)
     assert fast_paths.picked_attention_kernel(1, 1, 4, 8, torch.float32, torch.device("cpu"), False) == \
         "SDPBackend value 42"
     monkeypatch.delattr(torch, "_fused_sdp_choice")
@@ -222,7 +235,8 @@ def test_importing_the_package_does_not_import_torch():
 # ---------------------------------------------------------------- models: parameters and structure
 
 
-@pytest.mark.parametrize("workload, expected", [("cnn", 93_322), ("rnn", 92_298), ("transformer", 229_096)])
+@pytest.mark.parametrize("workload, expected", [("cnn", 93_322), ("rnn", 92_298), ("transformer", 229_096),
+                                               ("decoder", 162_624)])
 def test_tiny_param_counts_from_built_sessions(workload, expected):
     session = adapter.backend().build(case(workload, "infer"))
     assert session.param_count() == expected
@@ -296,7 +310,7 @@ def counted_forward_flops(model: nn.Module, inputs) -> int:
     return counter.get_total_flops()
 
 
-@pytest.mark.parametrize("workload", ["cnn", "transformer"])
+@pytest.mark.parametrize("workload", ["cnn", "transformer", "decoder"])
 def test_tiny_forward_flops_match_the_analytic_count_exactly(workload):
     spec = spec_of(workload, "tiny")
     model = models.build_model(spec).eval()
@@ -305,7 +319,7 @@ def test_tiny_forward_flops_match_the_analytic_count_exactly(workload):
 
 
 @pytest.mark.parametrize("size", ["small", "standard"])
-@pytest.mark.parametrize("workload", ["cnn", "transformer"])
+@pytest.mark.parametrize("workload", ["cnn", "transformer", "decoder"])
 def test_larger_forward_flops_match_on_the_meta_device(workload, size):
     """Shapes alone: the flop counter needs no data, so ResNet-50 and BERT-base cost nothing."""
     spec = spec_of(workload, size)
@@ -360,7 +374,8 @@ def test_training_loss_drops_on_the_fixed_batch(workload):
     assert history[-1] < history[0] - 0.05
 
 
-@pytest.mark.parametrize("workload, shape", [("cnn", (8, 10)), ("rnn", (8, 10)), ("transformer", (8, 32, 1000))])
+@pytest.mark.parametrize("workload, shape", [("cnn", (8, 10)), ("rnn", (8, 10)), ("transformer", (8, 32, 1000)),
+                                             ("decoder", (8, 32, 1000))])
 def test_inference_output_shape_and_values(workload, shape):
     session = adapter.backend().build(case(workload, "infer"))
     out = session.step()

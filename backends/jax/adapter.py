@@ -71,6 +71,7 @@ from tribench.suites.workloads import (
     SEED,
     Architecture,
     ConvNetSpec,
+    DecoderSpec,
     LSTMClassifierSpec,
     LSTMLanguageModelSpec,
     ResNetSpec,
@@ -200,8 +201,9 @@ def build_key() -> jax.Array:
 def _generate_batch(key: jax.Array, spec: Architecture, batch_size: int) -> tuple[jax.Array, jax.Array]:
     input_key, target_key = jax.random.split(key)
     shape = input_shape(spec, batch_size)
-    if isinstance(spec, LSTMLanguageModelSpec):
-        tokens = jax.random.randint(input_key, (batch_size, spec.timesteps + 1), 0, spec.vocab)
+    if isinstance(spec, LSTMLanguageModelSpec | DecoderSpec):  # next-token prediction
+        length = spec.timesteps if isinstance(spec, LSTMLanguageModelSpec) else spec.seq_len
+        tokens = jax.random.randint(input_key, (batch_size, length + 1), 0, spec.vocab)
         return tokens[:, :-1], tokens[:, 1:]
     if takes_tokens(spec):
         return (jax.random.randint(input_key, shape, 0, spec.vocab),
@@ -437,14 +439,17 @@ def initial_state(model: nn.Module, inputs: jax.Array, precision: str,
 
 
 def attention_choice(spec: Architecture, case: CaseSpec, facts: DeviceFacts) -> tuple[str, str | None] | None:
-    """(implementation, why not cudnn) for a transformer's attention (``fast_paths``); None for other models."""
-    if not isinstance(spec, TransformerSpec):
+    """(implementation, why not cudnn) for a transformer's or decoder's attention (``fast_paths``); None for
+    other models."""
+    if not isinstance(spec, TransformerSpec | DecoderSpec):
         return None
     head_dim = spec.d_model // spec.heads
     dtype = COMPUTE_DTYPES[case.precision]
     return fast_paths.attention_implementation(
         facts, case.precision,
-        lambda: fast_paths.cudnn_attention_refusal(case.batch_size, spec.seq_len, spec.heads, head_dim, dtype))
+        lambda: fast_paths.cudnn_attention_refusal(case.batch_size, spec.seq_len, spec.heads, head_dim, dtype,
+                                                   kv_heads=getattr(spec, "kv_heads", None),
+                                                   causal=isinstance(spec, DecoderSpec)))
 
 
 def model_and_optimizer(spec: Architecture, case: CaseSpec, facts: DeviceFacts

@@ -37,11 +37,15 @@ MEMORY_FORMAT_RULE = "NHWC inputs, as Flax's convolutions take them; XLA picks t
 RECURRENT_RULE = "lax.scan over time steps (XLA while loop); jax.experimental.rnn's cuDNN LSTM is not used"
 
 
-def cudnn_attention_refusal(batch: int, length: int, heads: int, head_dim: int, dtype: Any) -> str | None:
-    """None if JAX accepts cuDNN attention for these shapes here, else its reason (traced, not run)."""
-    shape = jax.ShapeDtypeStruct((batch, length, heads, head_dim), dtype)
+def cudnn_attention_refusal(batch: int, length: int, heads: int, head_dim: int, dtype: Any,
+                            kv_heads: int | None = None, causal: bool = False) -> str | None:
+    """None if JAX accepts cuDNN attention for these shapes here, else its reason (traced, not run);
+    ``kv_heads`` fewer than ``heads``: grouped-query attention; ``causal``: ``is_causal``."""
+    query = jax.ShapeDtypeStruct((batch, length, heads, head_dim), dtype)
+    key = jax.ShapeDtypeStruct((batch, length, kv_heads or heads, head_dim), dtype)
     try:
-        jax.eval_shape(partial(jax.nn.dot_product_attention, implementation="cudnn"), shape, shape, shape)
+        jax.eval_shape(partial(jax.nn.dot_product_attention, implementation="cudnn", is_causal=causal),
+                       query, key, key)
     except Exception as error:  # noqa: BLE001 - JAX raises RuntimeError, ValueError, NotImplementedError...
         return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else 'no message'}"
     return None

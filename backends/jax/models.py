@@ -30,9 +30,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax.linen.dtypes import promote_dtype
 
+from tribench.backends.jax.decoder import Decoder
 from tribench.suites.workloads import (
     Architecture,
     ConvNetSpec,
+    DecoderSpec,
     LSTMClassifierSpec,
     LSTMLanguageModelSpec,
     ResNetSpec,
@@ -271,6 +273,7 @@ class Transformer(nn.Module):
 # ---------------------------------------------------------------- factory
 
 _MODELS: dict[type, type[nn.Module]] = {
+    DecoderSpec: Decoder,
     ConvNetSpec: ConvNet,
     ResNetSpec: ResNet,
     LSTMClassifierSpec: LSTMClassifier,
@@ -285,7 +288,7 @@ def build_model(spec: Architecture, dtype: Dtype = jnp.float32, attention: str =
     model = _MODELS.get(type(spec))
     if model is None:
         raise TypeError(f"no JAX model for architecture {spec!r}")
-    return model(spec, dtype, attention) if model is Transformer else model(spec, dtype)
+    return model(spec, dtype, attention) if model in (Transformer, Decoder) else model(spec, dtype)
 
 
 def input_shape(spec: Architecture, batch_size: int) -> tuple[int, ...]:
@@ -296,11 +299,11 @@ def input_shape(spec: Architecture, batch_size: int) -> tuple[int, ...]:
         return (batch_size, spec.timesteps, spec.features)
     if isinstance(spec, LSTMLanguageModelSpec):
         return (batch_size, spec.timesteps)
-    if isinstance(spec, TransformerSpec):
+    if isinstance(spec, TransformerSpec | DecoderSpec):
         return (batch_size, spec.seq_len)
     raise TypeError(f"no JAX model for architecture {spec!r}")
 
 
 def takes_tokens(spec: Architecture) -> bool:
     """True where the model input is integer tokens rather than floats."""
-    return isinstance(spec, LSTMLanguageModelSpec | TransformerSpec)
+    return isinstance(spec, LSTMLanguageModelSpec | TransformerSpec | DecoderSpec)

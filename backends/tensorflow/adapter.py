@@ -56,6 +56,7 @@ from tribench.suites.workloads import (  # noqa: E402
     SEED,
     Architecture,
     ConvNetSpec,
+    DecoderSpec,
     LSTMClassifierSpec,
     LSTMLanguageModelSpec,
     ResNetSpec,
@@ -203,8 +204,9 @@ def _notes(build_info: dict[str, Any]) -> tuple[str, ...]:
 def synthetic_batch(spec: Architecture, batch_size: int) -> tuple[tf.Tensor, tf.Tensor]:
     """One fixed (inputs, targets) batch from ``SEED``, created on the current device."""
     shape, dtype = input_signature(spec)
-    if isinstance(spec, LSTMLanguageModelSpec):
-        tokens = _uniform_ints((batch_size, spec.timesteps + 1), spec.vocab, 0)
+    if isinstance(spec, LSTMLanguageModelSpec | DecoderSpec):  # next-token prediction
+        length = spec.timesteps if isinstance(spec, LSTMLanguageModelSpec) else spec.seq_len
+        tokens = _uniform_ints((batch_size, length + 1), spec.vocab, 0)
         return tokens[:, :-1], tokens[:, 1:]
     if isinstance(spec, TransformerSpec):
         targets = _uniform_ints((batch_size, spec.seq_len), spec.vocab, 1)
@@ -278,7 +280,7 @@ def infer_step_fn(model: keras.Model, inputs) -> Callable[[], tf.Tensor]:
 def fast_path_record(spec: Architecture, case: CaseSpec, *, graph: bool, xla: bool) -> dict[str, dict[str, Any]]:
     """``build.fast_paths`` for ``case`` (``backends.tensorflow.fast_paths``)."""
     return fast_paths.record(
-        cnn=isinstance(spec, ConvNetSpec | ResNetSpec), transformer=isinstance(spec, TransformerSpec),
+        cnn=isinstance(spec, ConvNetSpec | ResNetSpec), transformer=isinstance(spec, TransformerSpec | DecoderSpec),
         recurrent=isinstance(spec, LSTMClassifierSpec | LSTMLanguageModelSpec), train=case.mode == "train",
         device=case.device, graph=graph, xla=xla)
 

@@ -24,9 +24,11 @@ import keras  # noqa: E402  (Keras reads KERAS_BACKEND at import)
 import numpy as np  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
+from tribench.backends.tensorflow.decoder import build_decoder  # noqa: E402
 from tribench.suites.workloads import (  # noqa: E402
     Architecture,
     ConvNetSpec,
+    DecoderSpec,
     LSTMClassifierSpec,
     LSTMLanguageModelSpec,
     ResNetSpec,
@@ -46,6 +48,7 @@ def build_model(spec: Architecture, *, xla: bool = False) -> keras.Model:
     is what XLA compiles; otherwise they keep the default arguments and take cuDNN on GPU.
     """
     builders = {
+        DecoderSpec: build_decoder,
         ConvNetSpec: build_convnet,
         ResNetSpec: build_resnet,
         LSTMClassifierSpec: build_lstm_classifier,
@@ -68,7 +71,7 @@ def input_signature(spec: Architecture) -> tuple[tuple[int, ...], str]:
         return (spec.timesteps, spec.features), "float32"
     if isinstance(spec, LSTMLanguageModelSpec):
         return (spec.timesteps,), "int32"
-    if isinstance(spec, TransformerSpec):
+    if isinstance(spec, TransformerSpec | DecoderSpec):
         return (spec.seq_len,), "int32"
     raise TypeError(f"unknown architecture {spec!r}")
 

@@ -42,6 +42,7 @@ from tribench.suites import workloads
 from tribench.suites.workloads import (
     Architecture,
     ConvNetSpec,
+    DecoderSpec,
     LSTMClassifierSpec,
     LSTMLanguageModelSpec,
     ResNetSpec,
@@ -163,8 +164,9 @@ def synthetic_batch(spec: Architecture, batch_size: int, device: torch.device) -
     if isinstance(spec, LSTMClassifierSpec):
         sequences = torch.randn(batch_size, spec.timesteps, spec.features, **where)
         return Batch(sequences, torch.randint(spec.classes, (batch_size,), **where))
-    if isinstance(spec, LSTMLanguageModelSpec):
-        tokens = torch.randint(spec.vocab, (batch_size, spec.timesteps + 1), **where)
+    if isinstance(spec, LSTMLanguageModelSpec | DecoderSpec):  # next-token prediction
+        length = spec.timesteps if isinstance(spec, LSTMLanguageModelSpec) else spec.seq_len
+        tokens = torch.randint(spec.vocab, (batch_size, length + 1), **where)
         return Batch(tokens[:, :-1].contiguous(), tokens[:, 1:].contiguous())
     if isinstance(spec, TransformerSpec):
         tokens = torch.randint(spec.vocab, (batch_size, spec.seq_len), **where)
@@ -317,6 +319,9 @@ def fast_path_record(spec: Architecture, case: CaseSpec, device: torch.device) -
     if isinstance(spec, TransformerSpec):
         kernel = fast_paths.picked_attention_kernel(case.batch_size, spec.heads, spec.seq_len,
                                                     spec.d_model // spec.heads, dtype, device, train)
+    elif isinstance(spec, DecoderSpec):
+        kernel = fast_paths.picked_attention_kernel(case.batch_size, spec.heads, spec.seq_len, spec.head_dim,
+                                                    dtype, device, train, kv_heads=spec.kv_heads, causal=True)
     recurrent = isinstance(spec, LSTMClassifierSpec | LSTMLanguageModelSpec)
     paths = fast_paths.record(cnn=models.is_cnn(spec), train=train, attention_kernel=kernel,
                               lstm=fast_paths.lstm_implementation(device.type, dtype, train) if recurrent else None,

@@ -42,8 +42,10 @@ def adam_options() -> dict[str, bool]:
 
 
 def picked_attention_kernel(batch: int, heads: int, length: int, head_dim: int, dtype: torch.dtype,
-                            device: torch.device, train: bool) -> str:
-    """The kernel ``F.scaled_dot_product_attention`` dispatches to for these shapes, asked of PyTorch.
+                            device: torch.device, train: bool, kv_heads: int | None = None,
+                            causal: bool = False) -> str:
+    """The kernel ``F.scaled_dot_product_attention`` dispatches to for these shapes, asked of PyTorch
+    (``kv_heads`` fewer than ``heads``: grouped-query attention, ``enable_gqa``; ``causal``: ``is_causal``).
 
     ``torch._fused_sdp_choice`` is the function SDPA itself calls to choose; it is private, so a torch
     without it gives a reason instead of a name.
@@ -52,7 +54,9 @@ def picked_attention_kernel(batch: int, heads: int, length: int, head_dim: int, 
     if choose is None:
         return f"unavailable: torch {torch.__version__} has no torch._fused_sdp_choice to ask"
     query = torch.empty(batch, heads, length, head_dim, dtype=dtype, device=device, requires_grad=train)
-    picked = int(choose(query, query, query))
+    kv_heads = kv_heads or heads
+    key = torch.empty(batch, kv_heads, length, head_dim, dtype=dtype, device=device, requires_grad=train)
+    picked = int(choose(query, key, key, is_causal=causal, enable_gqa=kv_heads != heads))
     return _SDPA_KERNELS.get(picked, f"SDPBackend value {picked}")
 
 

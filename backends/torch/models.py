@@ -13,9 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tribench.backends.torch.decoder import Decoder
 from tribench.suites.workloads import (
     Architecture,
     ConvNetSpec,
+    DecoderSpec,
     LSTMClassifierSpec,
     LSTMLanguageModelSpec,
     ResNetSpec,
@@ -214,6 +216,7 @@ class Transformer(nn.Module):
 # ---------------------------------------------------------------- dispatch
 
 _BUILDERS: dict[type, type[nn.Module]] = {
+    DecoderSpec: Decoder,
     ConvNetSpec: ConvNet,
     ResNetSpec: ResNet,
     LSTMClassifierSpec: LSTMClassifier,

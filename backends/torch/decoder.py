@@ -1,0 +1,93 @@
+"""The decoder workload (``suites.workloads.DecoderSpec``) in PyTorch: a Llama-shaped causal language model.
+
+Layout of the weights (what a test loads into every framework): ``embed.weight`` [vocab, d]; per block
+``attn_norm.weight``, ``q.weight`` [d, d], ``k.weight`` and ``v.weight`` [kv_dim, d], ``o.weight`` [d, d],
+``mlp_norm.weight``, ``gate.weight`` and ``up.weight`` [d_ff, d], ``down.weight`` [d, d_ff]; ``norm.weight``.
+The head is the embedding, transposed (tied). Attention is ``F.scaled_dot_product_attention`` with
+``is_causal`` and ``enable_gqa`` (the key/value heads are shared by groups of query heads without copies).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tribench.suites.workloads import DecoderSpec
+
+EMBEDDING_STD = 0.02  # Llama's initializer range: the tied head's logits start near uniform (loss ~ ln vocab)
+
+
+def rope_tables(spec: DecoderSpec, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin [length, head_dim] of the rotary embedding, "rotate half" layout, in float32."""
+    half = spec.head_dim // 2
+    inverse = spec.rope_theta ** (-torch.arange(half, dtype=torch.float64) / half)
+    angles = torch.arange(length, dtype=torch.float64)[:, None] * inverse[None, :]
+    angles = torch.cat([angles, angles], dim=-1)
+    return angles.cos().float(), angles.sin().float()
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Apply RoPE to ``x`` [batch, heads, length, head_dim] with tables [length, head_dim]."""
+    first, second = x.chunk(2, dim=-1)
+    rotated = torch.cat([-second, first], dim=-1)
+    return x * cos.to(x.dtype) + rotated * sin.to(x.dtype)
+
+
+class DecoderBlock(nn.Module):
+    """x + GQA(RMSNorm(x)) with RoPE; x + SwiGLU(RMSNorm(x)). No biases."""
+
+    def __init__(self, spec: DecoderSpec) -> None:
+        super().__init__()
+        d = spec.d_model
+        self.heads, self.kv_heads, self.head_dim = spec.heads, spec.kv_heads, spec.head_dim
+        self.attn_norm = nn.RMSNorm(d, eps=spec.norm_eps)
+        self.q = nn.Linear(d, d, bias=False)
+        self.k = nn.Linear(d, spec.kv_dim, bias=False)
+        self.v = nn.Linear(d, spec.kv_dim, bias=False)
+        self.o = nn.Linear(d, d, bias=False)
+        self.mlp_norm = nn.RMSNorm(d, eps=spec.norm_eps)
+        self.gate = nn.Linear(d, spec.d_ff, bias=False)
+        self.up = nn.Linear(d, spec.d_ff, bias=False)
+        self.down = nn.Linear(spec.d_ff, d, bias=False)
+
+    def _heads(self, x: torch.Tensor, count: int) -> torch.Tensor:
+        batch, length, _ = x.shape
+        return x.view(batch, length, count, self.head_dim).transpose(1, 2)
+
+    def attention(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        batch, length, d_model = x.shape
+        q = rotate(self._heads(self.q(x), self.heads), cos, sin)
+        k = rotate(self._heads(self.k(x), self.kv_heads), cos, sin)
+        v = self._heads(self.v(x), self.kv_heads)
+        attended = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+        return self.o(attended.transpose(1, 2).reshape(batch, length, d_model))
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        x = x + self.attention(self.attn_norm(x), cos, sin)
+        hidden = self.mlp_norm(x)
+        return x + self.down(F.silu(self.gate(hidden)) * self.up(hidden))
+
+
+class Decoder(nn.Module):
+    """Embedding, decoder blocks, final RMSNorm, head tied to the embedding; logits [batch, length, vocab]."""
+
+    def __init__(self, spec: DecoderSpec) -> None:
+        super().__init__()
+        if not spec.tie_embeddings:
+            raise ValueError("the torch decoder ties its head to the embedding (DecoderSpec.tie_embeddings)")
+        self.embed = nn.Embedding(spec.vocab, spec.d_model)
+        nn.init.normal_(self.embed.weight, std=EMBEDDING_STD)
+        self.blocks = nn.ModuleList(DecoderBlock(spec) for _ in range(spec.layers))
+        self.norm = nn.RMSNorm(spec.d_model, eps=spec.norm_eps)
+        cos, sin = rope_tables(spec, spec.max_context)
+        self.register_buffer("cos", cos, persistent=False)
+        self.register_buffer("sin", sin, persistent=False)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        length = tokens.shape[1]
+        cos, sin = self.cos[:length], self.sin[:length]
+        x = self.embed(tokens)
+        for block in self.blocks:
+            x = block(x, cos, sin)
+        return F.linear(self.norm(x), self.embed.weight)
