@@ -78,6 +78,11 @@ ANALYTIC_FLOPS_SOURCE = "analytic (suites.workloads; train = 3 x forward)"
 def step_flops(spec: CaseSpec, repeats: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """FLOPs of one step: the workload's analytic formula, else what the framework's own counter gave a process
     (a plugin without a formula: ``build.counted_flops``), else unavailable with the reason."""
+    if spec.mode == "generate":  # a step is one request: prefill + decode steps (harness.generation)
+        from tribench.harness.generation import request_flops
+
+        return {"value": request_flops(spec), "unit": "FLOP",
+                "source": "analytic (suites.workloads.generation_flops: prefill + cached decode steps)"}
     analytic = workloads.get(spec.workload).flops_per_step(spec.size, spec.mode, spec.batch_size)
     if analytic is not None:
         source = ANALYTIC_FLOPS_SOURCE if workloads.is_builtin(spec.workload) else (
@@ -91,12 +96,19 @@ def step_flops(spec: CaseSpec, repeats: list[dict[str, Any]] | None = None) -> d
             "reason": "the workload has no analytic formula and no process counted its FLOPs"}
 
 
+def tokens_per_sample(spec: CaseSpec) -> int | None:
+    """Sequence positions a step handles per sample; for generate, the tokens it generates per sequence."""
+    if spec.mode == "generate":
+        return spec.new_tokens
+    return workloads.get(spec.workload).tokens_per_sample(spec.size)
+
+
 def workload_facts(spec: CaseSpec, repeats: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     workload = workloads.get(spec.workload)
     facts = {
         "flops_per_step": step_flops(spec, repeats),
         "expected_params": workload.expected_params(spec.size, lstm_second_bias=spec.backend == "torch"),
-        "tokens_per_sample": workload.tokens_per_sample(spec.size),
+        "tokens_per_sample": tokens_per_sample(spec),
     }
     if not workloads.is_builtin(spec.workload):
         facts["origin"] = workload.origin
@@ -175,12 +187,13 @@ def case_metrics(spec: CaseSpec, repeats: list[dict[str, Any]],
         "params": {"value": ok[0]["param_count"], "unit": "parameters", "source": "backend param_count()"},
         "memory": _max_readings(ok),
     }
-    tokens = workloads.get(spec.workload).tokens_per_sample(spec.size)
+    tokens = tokens_per_sample(spec)
     if tokens:
         metrics["token_throughput"] = {
             "value": spec.batch_size * tokens / loop_step_s,
             "unit": "tokens/s",
-            "source": "throughput x sequence length",
+            "source": ("generated tokens per request x batch / request time (end to end, prefill included)"
+                       if spec.mode == "generate" else "throughput x sequence length"),
         }
     if spec.total_devices > 1:  # data-parallel: global throughput over the ranks (harness.distributed)
         metrics.update(global_metrics(spec, ok))
@@ -195,6 +208,10 @@ def case_metrics(spec: CaseSpec, repeats: list[dict[str, Any]],
         metrics.update(data_parallel_efficiency(spec, metrics["throughput"]["value"], metrics["ranks"], environment))
     else:
         metrics.update(efficiency_metrics(spec, step_flops(spec, ok), loop_step_s, environment))  # sustained
+    if spec.mode == "generate":  # TTFT, TPOT, tokens/s, KV cache, prefill and decode MFU, decode bandwidth
+        from tribench.harness.generation import generation_metrics
+
+        metrics["generation"] = generation_metrics(spec, ok, median, environment)
     profile = next((r["profile"] for r in ok if r.get("profile")), None)
     if profile:
         metrics["profile"] = profile   # the first repeat's trace and top operators (harness.profiling)

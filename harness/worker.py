@@ -97,12 +97,23 @@ def run_case(spec: CaseSpec, config: TimingConfig, energy: EnergySettings = Ener
     }
     if spec.total_devices > 1:
         result.update(replica_facts(session, spec))
+    if hasattr(session, "generation_record"):  # generate: each measured request's TTFT and decode steps
+        result["generation"] = measured_requests(session.generation_record(), len(timing.samples_s))
     if profile is not None:  # after every timed step and reading: the profiler never runs in the timed window
         if checkpoint:  # should a native profiler take the process down, the measured result survives
             checkpoint({**result, "profile": profiling.unavailable(
                 profile.steps, "the worker process died while profiling; see the case's stderr tail")})
         result["profile"] = profiling.capture(session, profile)  # a failure is recorded, never raised
     return result
+
+
+def measured_requests(requests: list[dict[str, Any]], measured: int) -> dict[str, Any]:
+    """The measured requests' timings: the last ``measured`` (compile and warm-up requests came first; the
+    generate mode has no sustained phase after them)."""
+    kept = requests[-measured:] if measured else []
+    return {"ttft_s": [request["ttft_s"] for request in kept], "tpot_s": [request["tpot_s"] for request in kept],
+            "source": "time.perf_counter around the prefill to the first token read on the host (TTFT), and "
+                      "around each decode step to its token read (TPOT), inside each measured request"}
 
 
 def framework_threads(backend: Any, record: dict[str, Any]) -> dict[str, Any]:
@@ -144,7 +155,9 @@ def main(argv: list[str]) -> int:
     blocked = block_other_frameworks(spec.backend)  # first: before anything can import a framework
     thread_record = pin_process(request)  # before the framework starts a thread: they inherit the CPU set
     config = TimingConfig(**request["timing"])
-    if spec.total_devices > 1:  # data-parallel throughput is global, over the ranks' synced steps (harness.distributed)
+    if spec.total_devices > 1 or spec.mode == "generate":
+        # data-parallel throughput is global, over the ranks' synced steps (harness.distributed); a generation
+        # request is already a loop of steps, each synced as a streaming server would
         config = replace(config, sustained_time_s=0.0)
     energy = EnergySettings.from_dict(request.get("energy", {}))
     profile = profiling.ProfileRequest.from_dict(request["profile"]) if request.get("profile") else None

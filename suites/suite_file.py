@@ -16,7 +16,8 @@ from tribench.core.errors import SuiteFileError, TribenchError
 from tribench.suites import Matrix
 
 SUITE_FOLDER = Path(__file__).parent
-AXES = ("backends", "workloads", "sizes", "modes", "batch_sizes", "precisions", "compile", "devices")
+AXES = ("backends", "workloads", "sizes", "modes", "batch_sizes", "precisions", "compile", "devices", "prompts",
+        "new_tokens")
 REQUIRED = ("backends", "workloads")
 
 

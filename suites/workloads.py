@@ -323,6 +323,21 @@ def forward_flops_per_sample(spec: Architecture) -> int:
     raise TypeError(f"unknown architecture {spec!r}")
 
 
+def generation_flops(spec: DecoderSpec, prompt: int, new_tokens: int) -> tuple[int, int]:
+    """(prefill, decode) FLOPs of one sequence's request: the prompt's ``prompt`` positions with the vocabulary
+    head on the last only (the first token), then ``new_tokens - 1`` cached decode steps, step i attending
+    over the ``prompt + i + 1`` positions it has."""
+    head = 2 * spec.d_model * spec.vocab
+    prefill = decoder_forward_flops(spec, prompt) - (prompt - 1) * head
+    decode = sum(decoder_forward_flops(spec, 1, prompt + step + 1) for step in range(new_tokens - 1))
+    return prefill, decode
+
+
+def kv_cache_bytes(spec: DecoderSpec, batch: int, positions: int, bytes_per_value: int) -> int:
+    """What a KV cache of ``positions`` positions holds: keys and values of every layer."""
+    return 2 * spec.layers * batch * positions * spec.kv_dim * bytes_per_value
+
+
 def decoder_forward_flops(spec: DecoderSpec, positions: int, context: int | None = None) -> int:
     """Forward FLOPs of ``positions`` new positions of a decoder attending over ``context`` positions in all
     (default: ``positions``, a whole sequence). Attention's score and value products count in full (the

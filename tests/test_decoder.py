@@ -66,19 +66,12 @@ np.savez(sys.argv[1], tokens=tokens.numpy(), logits=logits.numpy(),
 
 JAX_FORWARD = """
 import sys, numpy as np, jax, jax.numpy as jnp
+from tests.decoder_weights import flax_params
 from tribench.backends.jax import models
 from tribench.suites import workloads
 data = np.load(sys.argv[1])
 spec = workloads.get("decoder").architecture("tiny")
-t = lambda name: jnp.asarray(data[name].T)
-params = {"embed": {"embedding": jnp.asarray(data["embed.weight"])},
-          "norm": {"scale": jnp.asarray(data["norm.weight"])}}
-for i in range(spec.layers):
-    p = f"blocks.{i}."
-    params[f"block_{i}"] = {
-        "attn_norm": {"scale": jnp.asarray(data[p + "attn_norm.weight"])},
-        "mlp_norm": {"scale": jnp.asarray(data[p + "mlp_norm.weight"])},
-        **{name: {"kernel": t(p + name + ".weight")} for name in ("q", "k", "v", "o", "gate", "up", "down")}}
+params = flax_params(data, spec.layers)
 model = models.build_model(spec)
 assert jax.tree.structure(params) == jax.tree.structure(model.init(jax.random.key(0), data["tokens"])["params"])
 np.save(sys.argv[2], np.asarray(model.apply({"params": params}, jnp.asarray(data["tokens"]))))
@@ -87,19 +80,12 @@ np.save(sys.argv[2], np.asarray(model.apply({"params": params}, jnp.asarray(data
 KERAS_FORWARD = """
 import os, sys, numpy as np
 os.environ["KERAS_BACKEND"] = "tensorflow"
+from tests.decoder_weights import assign_keras
 from tribench.backends.tensorflow import models
 from tribench.suites import workloads
 data = np.load(sys.argv[1])
-spec = workloads.get("decoder").architecture("tiny")
-model = models.build_model(spec)
-model.embed.embeddings.assign(data["embed.weight"])
-model.norm.scale.assign(data["norm.weight"])
-for i, block in enumerate(model.blocks):
-    p = f"blocks.{i}."
-    block.attn_norm.scale.assign(data[p + "attn_norm.weight"])
-    block.mlp_norm.scale.assign(data[p + "mlp_norm.weight"])
-    for name in ("q", "k", "v", "o", "gate", "up", "down"):
-        getattr(block, name).kernel.assign(data[p + name + ".weight"].T)
+model = models.build_model(workloads.get("decoder").architecture("tiny"))
+assign_keras(model, data)
 np.save(sys.argv[2], np.asarray(model(data["tokens"])))
 """
 

@@ -435,11 +435,15 @@ def test_the_chosen_attention_reaches_the_model_and_the_record(monkeypatch):
         "optimizer": {"implementation": "optax.adam fused by XLA in the jitted step",
                       "rule": fast_paths.OPTIMIZER_RULE}}
     asked = []
-    monkeypatch.setattr(fast_paths, "cudnn_attention_refusal", lambda *shape: asked.append(shape))
+    monkeypatch.setattr(fast_paths, "cudnn_attention_refusal", lambda *shape, **kind: asked.append((shape, kind)))
     model, _, paths = adapter.model_and_optimizer(transformer, case("transformer", "infer", precision="bf16"), H100)
     assert model.attention == "cudnn" and paths["attention"]["implementation"].endswith("(cudnn)")
-    assert asked == [(BATCH, transformer.seq_len, transformer.heads, transformer.d_model // transformer.heads,
-                      jnp.bfloat16)]
+    assert asked == [((BATCH, transformer.seq_len, transformer.heads, transformer.d_model // transformer.heads,
+                       jnp.bfloat16), {"kv_heads": None, "causal": False})]
+    decoder = workloads.get("decoder").architecture("tiny")  # grouped-query and causal, asked as such
+    adapter.model_and_optimizer(decoder, case("decoder", "infer", precision="bf16"), H100)
+    assert asked[-1] == ((BATCH, decoder.seq_len, decoder.heads, decoder.head_dim, jnp.bfloat16),
+                         {"kv_heads": decoder.kv_heads, "causal": True})
 
 
 def test_every_model_records_its_fast_paths():

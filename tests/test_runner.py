@@ -119,7 +119,7 @@ def test_sigterm_ends_a_run_like_ctrl_c(tmp_path):
     (["--workload", "gan"], "error: unknown workload 'gan'; valid choices: cnn, rnn, transformer, decoder, "
                                "hf:<model type or config.json>, path/to/model.py:NAME"),
     (["--size", "huge"], "error: unknown size 'huge'; valid choices: tiny, small, standard"),
-    (["--mode", "eval"], "error: unknown mode 'eval'; valid choices: train, infer"),
+    (["--mode", "eval"], "error: unknown mode 'eval'; valid choices: train, infer, generate"),
     (["--precision", "int8"], "error: unknown precision 'int8'; valid choices: fp32, tf32, bf16, fp16"),
     (["--compile", "jit"], "error: unknown compile mode 'jit'; valid choices: native, compiled, op-by-op"),
     (["--device", "npu"], "error: unknown device 'npu'; valid choices: cpu, gpu, tpu, mps, auto"),

@@ -226,7 +226,7 @@ def test_a_plugin_offers_its_own_sizes_and_pairs_it_lacks_are_left_out(plugin_fi
 def test_an_unknown_workload_names_every_way_to_give_one(clean_registry):
     with pytest.raises(InvalidChoice) as error:
         expand(Matrix(backends=("torch",), workloads=("nope",)), BACKENDS)
-    assert str(error.value) == ("unknown workload 'nope'; valid choices: cnn, rnn, transformer, "
+    assert str(error.value) == ("unknown workload 'nope'; valid choices: cnn, rnn, transformer, decoder, "
                                 "hf:<model type or config.json>, path/to/model.py:NAME")
 
 

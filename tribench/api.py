@@ -45,6 +45,8 @@ class RunRequest:
     precision: Axis = None
     compile: Axis = None
     device: Axis = None
+    prompt: Axis = None
+    new_tokens: Axis = None
     processes: int = 3
     max_processes: int = 0
     case_budget: float = 300.0
@@ -99,7 +101,7 @@ class RunRequest:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
                 raise InvalidValue(f"{name} must be a whole number of at least {low}, got {value!r}")
-        for name in ("min_time", "max_time", "sustained_time", "min_warmup", "idle_baseline", "case_budget"):
+        for name in ("min_time", "max_time", "sustained_time", "case_budget"):  # the others' checks say more
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise InvalidValue(f"{name} must be a number of seconds, 0 or more, got {value!r}")
@@ -204,7 +206,8 @@ def case_specs(request: RunRequest, pythons: dict[str, str]) -> list:
 
     axes = {"backends": request.backend, "workloads": request.workload, "sizes": request.size,
             "modes": request.mode, "batch_sizes": request.batch, "precisions": request.precision,
-            "compile": request.compile, "devices": request.device}
+            "compile": request.compile, "devices": request.device, "prompts": request.prompt,
+            "new_tokens": request.new_tokens}
     matrix = suite_file.load(request.suite).override(**{axis: _axis(value) for axis, value in axes.items()})
     matrix = replace(matrix, workloads=tuple(workload_name(item) for item in matrix.workloads))  # files, suite's too
     specs = expand(matrix, backends.names())

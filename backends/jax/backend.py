@@ -32,6 +32,10 @@ class JaxBackend:
 
             return plugin.build_session(workload, case)
         spec = workload.architecture(case.size)
+        if case.mode == "generate":  # prefill + cached greedy decode (backends.jax.generate)
+            from tribench.backends.jax import generate
+
+            return generate.build_session(spec, case)
         if case.devices > 1 or case.nodes > 1:
             # parallel.build must initialise jax.distributed before any other use of jax.
             adapter.apply_numerics(case.precision, case.device)  # a config value: sets no device up

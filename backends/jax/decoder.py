@@ -84,3 +84,56 @@ class Decoder(nn.Module):
             x = DecoderBlock(spec, self.dtype, self.attention, name=f"block_{index}")(x, cos, sin)
         x = nn.RMSNorm(epsilon=spec.norm_eps, dtype=self.dtype, param_dtype=PARAM_DTYPE, name="norm")(x)
         return embed.attend(x)
+
+
+# ---------------------------------------------------------------- generation: a preallocated KV cache
+
+
+def new_cache(spec: DecoderSpec, batch: int, length: int, dtype: Any) -> dict[str, jax.Array]:
+    """Keys and values of every layer for ``length`` positions: [layers, batch, length, kv_heads, head_dim]."""
+    shape = (spec.layers, batch, length, spec.kv_heads, spec.head_dim)
+    return {"keys": jnp.zeros(shape, dtype), "values": jnp.zeros(shape, dtype)}
+
+
+def _rms_norm(x: jax.Array, scale: jax.Array, eps: float, dtype: Any) -> jax.Array:
+    """Flax's RMSNorm: the mean square in float32, the scale applied, the result in ``dtype``."""
+    x32 = x.astype(jnp.float32)
+    normed = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + eps)
+    return (normed * scale.astype(jnp.float32)).astype(dtype)
+
+
+def _dense(block: Any, name: str, x: jax.Array, dtype: Any) -> jax.Array:
+    return x @ block[name]["kernel"].astype(dtype)
+
+
+def forward_cached(spec: DecoderSpec, params: Any, tokens: jax.Array, cache: dict[str, jax.Array],
+                   start: jax.Array, dtype: Any = jnp.float32) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """(logits [batch, vocab] of the last of ``tokens`` [batch, length] placed from position ``start`` on, the
+    cache with their keys and values written). The Decoder module's function on its own parameter tree;
+    attention runs over the whole cache masked to the positions written so far (fixed shapes under jit:
+    one compiled decode step serves every position)."""
+    batch, length = tokens.shape
+    positions = start + jnp.arange(length)
+    cos_table, sin_table = (jnp.asarray(table) for table in rope_tables(spec, cache["keys"].shape[2]))
+    cos, sin = cos_table[positions], sin_table[positions]
+    embedding = params["embed"]["embedding"]
+    x = embedding[tokens].astype(dtype)
+    mask = jnp.arange(cache["keys"].shape[2])[None, :] <= positions[:, None]        # [length, cache]
+    keys_all, values_all = cache["keys"], cache["values"]
+    for index in range(spec.layers):
+        block = params[f"block_{index}"]
+        dense = partial(_dense, block, dtype=dtype)
+        hidden = _rms_norm(x, block["attn_norm"]["scale"], spec.norm_eps, dtype)
+        q = rotate(dense("q", hidden).reshape(batch, length, spec.heads, spec.head_dim), cos, sin)
+        k = rotate(dense("k", hidden).reshape(batch, length, spec.kv_heads, spec.head_dim), cos, sin)
+        v = dense("v", hidden).reshape(batch, length, spec.kv_heads, spec.head_dim)
+        keys = jax.lax.dynamic_update_slice(keys_all[index], k.astype(keys_all.dtype), (0, start, 0, 0))
+        values = jax.lax.dynamic_update_slice(values_all[index], v.astype(values_all.dtype), (0, start, 0, 0))
+        keys_all, values_all = keys_all.at[index].set(keys), values_all.at[index].set(values)
+        attended = jax.nn.dot_product_attention(q, keys.astype(dtype), values.astype(dtype),
+                                                mask=mask[None, None, :, :])
+        x = x + dense("o", attended.reshape(batch, length, spec.d_model))
+        hidden = _rms_norm(x, block["mlp_norm"]["scale"], spec.norm_eps, dtype)
+        x = x + dense("down", nn.silu(dense("gate", hidden)) * dense("up", hidden))
+    x = _rms_norm(x[:, -1], params["norm"]["scale"], spec.norm_eps, dtype)
+    return x @ embedding.T.astype(dtype), {"keys": keys_all, "values": values_all}

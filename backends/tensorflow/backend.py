@@ -33,6 +33,10 @@ class TensorFlowBackend:
 
             return plugin.build_session(case, workload, memory_growth)
         spec = workload.architecture(case.size)
+        if case.mode == "generate":  # prefill + cached greedy decode (backends.tensorflow.generate)
+            from tribench.backends.tensorflow import generate
+
+            return generate.build_session(case, spec, memory_growth)
         if case.total_devices == 1:
             return adapter.build_single(case, spec, memory_growth)
         # Several devices or hosts: the refusals first, none of which starts the runtime. The CPU must be

@@ -98,3 +98,54 @@ def build_decoder(spec: DecoderSpec) -> keras.Model:
     model = Decoder(spec)
     model(np.zeros((1, spec.seq_len), dtype=np.int32))
     return model
+
+
+# ---------------------------------------------------------------- generation: a preallocated KV cache
+
+
+def new_cache(spec: DecoderSpec, batch: int, length: int, dtype: str):
+    """Keys and values of every layer for ``length`` positions: per layer [length, batch, kv_heads, head_dim]
+    (positions first: ``tensor_scatter_nd_update`` writes whole positions)."""
+    shape = (length, batch, spec.kv_heads, spec.head_dim)
+    return ([ops.zeros(shape, dtype) for _ in range(spec.layers)],
+            [ops.zeros(shape, dtype) for _ in range(spec.layers)])
+
+
+def _write(cache, update, positions):
+    """``cache`` [length, batch, kv, hd] with ``update`` [batch, L, kv, hd] written at ``positions`` [L]."""
+    import tensorflow as tf
+
+    return tf.tensor_scatter_nd_update(cache, positions[:, None], ops.cast(ops.transpose(update, (1, 0, 2, 3)),
+                                                                             cache.dtype))
+
+
+def forward_cached(model: Decoder, tokens, keys: list, values: list, start):
+    """(float32 logits [batch, vocab] of the last of ``tokens`` [batch, length] placed from position ``start``
+    on, the per-layer keys and values with theirs written). The model's own layers and weights; attention
+    over the whole cache masked to the positions written so far (fixed shapes for tf.function / XLA)."""
+    spec = model.spec
+    batch, length = ops.shape(tokens)[0], ops.shape(tokens)[1]
+    positions = start + ops.arange(length)
+    cache_length = ops.shape(keys[0])[0]
+    cos = ops.take(ops.convert_to_tensor(model._cos), positions, axis=0)
+    sin = ops.take(ops.convert_to_tensor(model._sin), positions, axis=0)
+    mask = ops.expand_dims(ops.arange(cache_length), 0) <= ops.expand_dims(positions, 1)   # [length, cache]
+    x = model.embed(tokens)
+    new_keys, new_values = [], []
+    for index, block in enumerate(model.blocks):
+        hidden = block.attn_norm(x)
+        q = rotate(ops.reshape(block.q(hidden), (batch, length, spec.heads, spec.head_dim)), cos, sin)
+        k = rotate(ops.reshape(block.k(hidden), (batch, length, spec.kv_heads, spec.head_dim)), cos, sin)
+        v = ops.reshape(block.v(hidden), (batch, length, spec.kv_heads, spec.head_dim))
+        layer_keys, layer_values = _write(keys[index], k, positions), _write(values[index], v, positions)
+        new_keys.append(layer_keys)
+        new_values.append(layer_values)
+        attended = ops.dot_product_attention(
+            q, ops.cast(ops.transpose(layer_keys, (1, 0, 2, 3)), q.dtype),
+            ops.cast(ops.transpose(layer_values, (1, 0, 2, 3)), q.dtype), mask=mask[None, None, :, :])
+        x = x + block.o(ops.reshape(attended, (batch, length, spec.d_model)))
+        hidden = block.mlp_norm(x)
+        x = x + block.down(ops.silu(block.gate(hidden)) * block.up(hidden))
+    x = model.norm(x[:, -1])
+    logits = ops.matmul(x, ops.transpose(ops.cast(model.embed.embeddings, x.dtype)))
+    return ops.cast(logits, "float32"), new_keys, new_values

@@ -280,6 +280,27 @@ class TorchSession:
         return profiling.profile(self, steps, folder)
 
 
+class GenerateSession(TorchSession):
+    """A TorchSession whose step is one generation request (``backends.torch.generate``)."""
+
+    def __init__(self, generator: Any, case: CaseSpec, device: torch.device) -> None:
+        super().__init__(generator.model, generator.model, Batch(generator.prompt, None), case, device)
+        self.generator = generator
+        self.info = {"compile": "torch.compile (prefill and decode steps, static cache)" if generator.compiled
+                     else "eager", "kv_cache": {"bytes": generator.cache.nbytes, "positions": generator.cache.length,
+                                                "dtype": str(generator.cache.keys.dtype).replace("torch.", "")}}
+
+    def step(self) -> torch.Tensor:
+        return self.generator.generate()
+
+    def sync(self, handle: object) -> None:
+        """Nothing left to wait for: a request ends with its last token read on the host."""
+
+    def generation_record(self) -> list[dict[str, Any]]:
+        """Every request's TTFT and decode-step times (seconds), in order."""
+        return self.generator.requests
+
+
 def create_session(case: CaseSpec, device: torch.device) -> TorchSession:
     """Model, data and optimizer for ``case`` on ``device``, with no support checks (``build`` checks)."""
     workload = workloads.get(case.workload)
@@ -292,6 +313,11 @@ def create_session(case: CaseSpec, device: torch.device) -> TorchSession:
         session.info = built["info"]
         return session
     spec = workload.architecture(case.size)
+    if case.mode == "generate":
+        from tribench.backends.torch import generate
+
+        return GenerateSession(generate.make_generator(spec, case, device, AUTOCAST_DTYPES.get(case.precision),
+                                                       _SYNC[device.type]), case, device)
     torch.manual_seed(workloads.SEED)
     model = models.build_model(spec).to(device)
     batch = synthetic_batch(spec, case.batch_size, device)

@@ -91,3 +91,57 @@ class Decoder(nn.Module):
         for block in self.blocks:
             x = block(x, cos, sin)
         return F.linear(self.norm(x), self.embed.weight)
+
+
+# ---------------------------------------------------------------- generation: a preallocated KV cache
+
+
+class KVCache:
+    """Keys and values of every layer, preallocated for ``length`` positions: [layers, batch, kv_heads, length,
+    head_dim] each, in ``dtype``. ``nbytes`` is what the cache holds (both tensors)."""
+
+    def __init__(self, spec: DecoderSpec, batch: int, length: int, dtype: torch.dtype, device: torch.device) -> None:
+        shape = (spec.layers, batch, spec.kv_heads, length, spec.head_dim)
+        self.keys = torch.zeros(shape, dtype=dtype, device=device)
+        self.values = torch.zeros(shape, dtype=dtype, device=device)
+        self.length = length
+
+    @property
+    def nbytes(self) -> int:
+        return 2 * self.keys.numel() * self.keys.element_size()
+
+
+def forward_cached(model: Decoder, tokens: torch.Tensor, cache: KVCache, start: int | torch.Tensor,
+                   static: bool) -> torch.Tensor:
+    """Logits [batch, vocab] of the last of ``tokens`` [batch, length], placed from position ``start`` on; their
+    keys and values are written into ``cache``.
+
+    ``static``: ``start`` is a 0-d tensor and attention runs over the whole cache, masked to the positions
+    written so far (fixed shapes for ``torch.compile``: one compiled decode step serves every position);
+    else ``start`` is an int and attention runs over positions ``[0, start + length)`` only (a prefill
+    starts at 0; a decode step is one token).
+    """
+    batch, length = tokens.shape
+    positions = start + torch.arange(length, device=tokens.device)
+    cos, sin = model.cos[positions], model.sin[positions]
+    x = model.embed(tokens)
+    end = None if static else start + length
+    mask = (torch.arange(cache.length, device=tokens.device)[None, :] <= positions[:, None]) if static else None
+    for index, block in enumerate(model.blocks):
+        hidden = block.attn_norm(x)
+        q = rotate(block._heads(block.q(hidden), block.heads), cos, sin)
+        k = rotate(block._heads(block.k(hidden), block.kv_heads), cos, sin)
+        v = block._heads(block.v(hidden), block.kv_heads)
+        cache.keys[index].index_copy_(2, positions, k.to(cache.keys.dtype))
+        cache.values[index].index_copy_(2, positions, v.to(cache.values.dtype))
+        keys, values = cache.keys[index], cache.values[index]
+        if static:
+            attended = F.scaled_dot_product_attention(q, keys.to(q.dtype), values.to(q.dtype), attn_mask=mask,
+                                                      enable_gqa=True)
+        else:
+            attended = F.scaled_dot_product_attention(q, keys[:, :, :end].to(q.dtype), values[:, :, :end].to(q.dtype),
+                                                      is_causal=length > 1, enable_gqa=True)
+        x = x + block.o(attended.transpose(1, 2).reshape(batch, length, -1))
+        hidden = block.mlp_norm(x)
+        x = x + block.down(F.silu(block.gate(hidden)) * block.up(hidden))
+    return F.linear(model.norm(x[:, -1]), model.embed.weight)

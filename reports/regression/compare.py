@@ -41,7 +41,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tribench.core.errors import TribenchError
-from tribench.reports.regression.compare_metrics import METRICS, Metric, Thresholds, reading_value, step_samples
+from tribench.reports.regression.compare_metrics import (
+    GENERATION_METRICS,
+    METRICS,
+    Metric,
+    Thresholds,
+    generation_values,
+    reading_value,
+    step_samples,
+)
 from tribench.reports.share_safe import redact_run
 
 if TYPE_CHECKING:
@@ -295,6 +303,8 @@ def per_process_values(case: dict[str, Any], metric: Metric, sustained: bool = F
         note = None if short >= MIN_TAIL_STEPS else f"a process has {short} steps (< {MIN_TAIL_STEPS}): its p99 is " \
                                                    "little more than its slowest step"
         return [_p99(run) for run in runs], note
+    if metric.name in GENERATION_METRICS:
+        return generation_values(case, metric.name), None
     value = reading_value(case, metric.name)
     return [v for v in value.per_process if v > 0], None
 

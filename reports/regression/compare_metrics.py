@@ -37,13 +37,20 @@ METRICS: dict[str, Metric] = {metric.name: metric for metric in (
     Metric("host_memory", "host peak RSS", "lower", "bytes", "reading"),
     Metric("energy_per_sample", "energy per sample", "lower", "J/sample", "reading"),
     Metric("compile_time", "compile time", "lower", "s", "reading", gated=False),
+    # generate cases only (a case without them simply has none): per-process medians of the measured requests'
+    # TTFT and decode steps, tested like the step times
+    Metric("ttft", "time to first token", "lower", "s", "timed"),
+    Metric("tpot", "time per output token", "lower", "s", "timed"),
+    Metric("decode_tokens_per_s", "decode tokens/s", "higher", "tokens/s", "timed"),
 )}
+GENERATION_METRICS = ("ttft", "tpot", "decode_tokens_per_s")
 
 # Short names accepted by --threshold and --metric; each stands for one or more metrics.
 ALIASES: dict[str, tuple[str, ...]] = {
     **{name: (name,) for name in METRICS},
     "p50": ("latency_p50",), "p99": ("latency_p99",), "latency": ("latency_p50", "latency_p99"),
     "memory": ("device_memory", "host_memory"), "energy": ("energy_per_sample",), "compile": ("compile_time",),
+    "generation": GENERATION_METRICS,
 }
 
 
@@ -108,6 +115,22 @@ def ok_repeats(case: dict[str, Any]) -> list[dict[str, Any]]:
     from tribench.harness.aggregate import used_results
 
     return used_results(case)
+
+
+def generation_values(case: dict[str, Any], metric: str) -> list[float]:
+    """Per process of a generate case: the median TTFT, the median decode step, or batch / that step."""
+    import statistics
+
+    values = []
+    for repeat in ok_repeats(case):
+        record = repeat.get("generation") or {}
+        steps = [step for request in record.get("tpot_s", []) for step in request]
+        if metric == "ttft" and record.get("ttft_s"):
+            values.append(statistics.median(record["ttft_s"]))
+        elif metric in ("tpot", "decode_tokens_per_s") and steps:
+            tpot = statistics.median(steps)
+            values.append(tpot if metric == "tpot" else float(case["spec"]["batch_size"]) / tpot)
+    return values
 
 
 def step_samples(case: dict[str, Any]) -> list[list[float]]:

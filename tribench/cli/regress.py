@@ -56,7 +56,8 @@ def compare(
                                                     "the base and head interpreter labels, e.g. --env A --env B."),
     threshold: str | None = typer.Option(
         None, help="Smallest change that counts: 5% (default), or per metric: throughput=3%,memory=1% "
-                   "(metrics: throughput, p50, p99, latency, device_memory, host_memory, memory, energy, compile)."),
+                   "(metrics: throughput, p50, p99, latency, device_memory, host_memory, memory, energy, compile, "
+                   "ttft, tpot, decode_tokens_per_s, generation)."),
     alpha: float = typer.Option(0.05, help="False-alarm rate of the one-sided tests (Benjamini-Hochberg over cases)."),
     fmt: str = typer.Option("table", "--format", help="table | markdown | json."),
     output: Path | None = typer.Option(None, help="Also write the verdicts as JSON to this file."),

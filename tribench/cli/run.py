@@ -28,11 +28,15 @@ def run(
     workload: str | None = typer.Option(None, help="Workloads, comma-separated: cnn,rnn,transformer, an installed "
                                         "plugin's name, hf:bert|gpt2|t5|<config.json>, or path/model.py:NAME."),
     size: str | None = typer.Option(None, help="Sizes: tiny,small,standard (a plugin workload's own names)."),
-    mode: str | None = typer.Option(None, help="Modes: train,infer."),
+    mode: str | None = typer.Option(None, help="Modes: train,infer,generate (generate: the decoder workload)."),
     batch: str | None = typer.Option(None, help="Batch sizes, comma-separated whole numbers > 0."),
     precision: str | None = typer.Option(None, help="Precisions: fp32,bf16,fp16."),
     compile: str | None = typer.Option(None, help="Compile modes: eager,compiled."),
     device: str | None = typer.Option(None, help="Devices: cpu,gpu,tpu,mps,auto (auto = best available)."),
+    prompt: str | None = typer.Option(None, "--prompt", help="Generate mode: prompt tokens per sequence, "
+                                      "comma-separated (default 128)."),
+    new_tokens: str | None = typer.Option(None, "--new-tokens", help="Generate mode: tokens generated per "
+                                          "sequence, comma-separated (default 128)."),
     repeats: int = typer.Option(3, "--processes", "--repeats", min=1,
                                 help="Processes every case gets, interleaved (the unit of every CI; 3 or more "
                                      "let compare judge a change; 1 gives only a within-process CI)."),
@@ -113,7 +117,8 @@ def run(
 
     request = api.RunRequest(
         suite=suite, backend=backend, workload=workload, size=size, mode=mode, batch=batch, precision=precision,
-        compile=compile, device=device, processes=repeats, max_processes=max_processes, case_budget=case_budget,
+        compile=compile, device=device, prompt=prompt, new_tokens=new_tokens, processes=repeats,
+        max_processes=max_processes, case_budget=case_budget,
         sequential=sequential, threshold=threshold, min_time=min_time, max_time=max_time, min_steps=min_steps,
         sustained_time=sustained_time, min_warmup=min_warmup, target_ci=target_ci, step_target_ci=step_target_ci,
         timeout=timeout, output=output, tags=tuple(tag), report=report, energy=energy, idle_baseline=idle_baseline,

@@ -16,7 +16,7 @@ from typing import Any
 from tribench.core.errors import InvalidChoice, InvalidValue
 
 SIZES = ("tiny", "small", "standard")
-MODES = ("train", "infer")
+MODES = ("train", "infer", "generate")  # generate: prefill a prompt, then decode token by token (decoder only)
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")  # tf32: fp32 tensors, TF32 tensor-core math (harness.numerics)
 # native: each framework as its users run it (PyTorch eager, TensorFlow tf.function, JAX jit); compiled: whole-program
 # compilation; op-by-op: every op dispatched on its own. What each means per backend: backends.compile_meanings.
@@ -43,11 +43,14 @@ class CaseSpec:
     env: str = ""          # the interpreter's label in a same-job A/B run (``--python A=... --python B=...``)
     devices: int = 1       # data-parallel devices per node (issue 8); batch_size is per device
     nodes: int = 1         # hosts taking part (``--nodes``); every host runs ``devices`` devices
+    prompt: int = 0        # generate: prompt tokens prefilled per sequence (0 for train and infer)
+    new_tokens: int = 0    # generate: tokens generated per sequence, the first by the prefill (0 otherwise)
 
     @property
     def id(self) -> str:
+        generation = f"/p{self.prompt}n{self.new_tokens}" if self.mode == "generate" else ""
         point = (
-            f"{self.backend}/{self.workload}-{self.size}/{self.mode}/bs{self.batch_size}"
+            f"{self.backend}/{self.workload}-{self.size}/{self.mode}/bs{self.batch_size}{generation}"
             f"/{self.precision}/{self.compile}/{self.device}"
         ) + self._parallel_suffix()
         return f"{point}@{self.env}" if self.env else point
