@@ -16,22 +16,13 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from tribench.backends.rope import rope_tables
 from tribench.suites.workloads import DecoderSpec
 
 Dtype = Any
 PARAM_DTYPE = jnp.float32
 EMBEDDING_STD = 0.02  # Llama's initializer range: the tied head's logits start near uniform (loss ~ ln vocab)
-
-
-def rope_tables(spec: DecoderSpec, length: int) -> tuple[np.ndarray, np.ndarray]:
-    """cos and sin [length, head_dim] of the rotary embedding, "rotate half" layout, float32."""
-    half = spec.head_dim // 2
-    inverse = spec.rope_theta ** (-np.arange(half, dtype=np.float64) / half)
-    angles = np.arange(length, dtype=np.float64)[:, None] * inverse[None, :]
-    angles = np.concatenate([angles, angles], axis=-1)
-    return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
 
 
 def rotate(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:

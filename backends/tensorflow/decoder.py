@@ -20,18 +20,10 @@ import keras  # noqa: E402  (Keras reads KERAS_BACKEND at import)
 import numpy as np  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
+from tribench.backends.rope import rope_tables  # noqa: E402
 from tribench.suites.workloads import DecoderSpec  # noqa: E402
 
 EMBEDDING_STD = 0.02  # Llama's initializer range: the tied head's logits start near uniform (loss ~ ln vocab)
-
-
-def rope_tables(spec: DecoderSpec, length: int) -> tuple[np.ndarray, np.ndarray]:
-    """cos and sin [length, head_dim] of the rotary embedding, "rotate half" layout, float32."""
-    half = spec.head_dim // 2
-    inverse = spec.rope_theta ** (-np.arange(half, dtype=np.float64) / half)
-    angles = np.arange(length, dtype=np.float64)[:, None] * inverse[None, :]
-    angles = np.concatenate([angles, angles], axis=-1)
-    return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
 
 
 def rotate(x, cos, sin):

@@ -13,18 +13,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tribench.backends import rope
 from tribench.suites.workloads import DecoderSpec
 
 EMBEDDING_STD = 0.02  # Llama's initializer range: the tied head's logits start near uniform (loss ~ ln vocab)
 
 
 def rope_tables(spec: DecoderSpec, length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin [length, head_dim] of the rotary embedding, "rotate half" layout, in float32."""
-    half = spec.head_dim // 2
-    inverse = spec.rope_theta ** (-torch.arange(half, dtype=torch.float64) / half)
-    angles = torch.arange(length, dtype=torch.float64)[:, None] * inverse[None, :]
-    angles = torch.cat([angles, angles], dim=-1)
-    return angles.cos().float(), angles.sin().float()
+    """cos and sin [length, head_dim] of the rotary embedding (``backends.rope``), as float32 tensors."""
+    cos, sin = rope.rope_tables(spec, length)
+    return torch.tensor(cos), torch.tensor(sin)  # on the default device (the meta device in shape-only tests)
 
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
