@@ -91,7 +91,8 @@ def generation_metrics(spec: CaseSpec, ok: list[dict[str, Any]], step_s: float,
              ("prefill_tokens_per_s", ttft["value"], float(batch * prompt)))
     for name, seconds, tokens in rates:
         figures[name] = ({"value": tokens / seconds, "unit": "tokens/s", "definition": DEFINITIONS[name]}
-                         if seconds else {"value": None, "unit": "tokens/s", "reason": "nothing timed"})
+                         if seconds else {"value": None, "unit": "tokens/s", "definition": DEFINITIONS[name],
+                                          "reason": "nothing timed"})
     value_bytes = VALUE_BYTES.get(spec.precision, 4)
     figures["kv_cache"] = {"value": kv_cache_bytes(decoder, batch, prompt + new, value_bytes), "unit": "bytes",
                            "source": f"analytic: 2 x layers x batch x (prompt + new tokens) x kv_dim x "
@@ -122,16 +123,25 @@ def _efficiency(spec: CaseSpec, decoder: DecoderSpec, prefill_flops: int, decode
         "decode_bytes_per_step": {"value": weights + kv_read, "unit": "bytes",
                                   "source": "float32 weights read once + the KV cache at its mean length"},
     }
-    for name, flops, seconds in (("prefill", prefill_flops, ttft), ("decode", per_step_flops, tpot)):
+    for name, flops, seconds, timer in (("prefill", prefill_flops, ttft, "TTFT"),
+                                        ("decode", per_step_flops, tpot, "TPOT")):
         achieved = flops / seconds if seconds else None
-        out[f"{name}_achieved_flops_per_s"] = {"value": achieved, "unit": FLOPS_UNIT}
-        out[f"{name}_mfu"] = ({"value": achieved / peak["value"], "unit": "fraction", "peak_flops_per_s":
-                               peak["value"], "peak_precision": precision}
-                              if achieved and peak else {"value": None, "unit": "fraction",
-                                                         "reason": peak_why or "no time measured"})
+        source = f"{name} FLOPs / {timer}"
+        out[f"{name}_achieved_flops_per_s"] = (
+            {"value": achieved, "unit": FLOPS_UNIT, "source": source} if achieved else
+            {"value": None, "unit": FLOPS_UNIT, "source": source, "reason": f"no {timer} measured"})
+        mfu_source = f"{source} / the run's measured {spec.device} peak ({precision})"
+        out[f"{name}_mfu"] = ({"value": achieved / peak["value"], "unit": "fraction", "source": mfu_source,
+                               "peak_flops_per_s": peak["value"], "peak_precision": precision}
+                              if achieved and peak else {"value": None, "unit": "fraction", "source": mfu_source,
+                                                         "reason": peak_why or f"no {timer} measured"})
     moved = (weights + kv_read) / tpot if tpot else None
-    out["decode_bandwidth"] = {"value": moved, "unit": "bytes/s", "source": "decode bytes per step / TPOT"}
+    source = "decode bytes per step / TPOT"
+    out["decode_bandwidth"] = ({"value": moved, "unit": "bytes/s", "source": source} if moved else
+                               {"value": None, "unit": "bytes/s", "source": source, "reason": "no TPOT measured"})
+    fraction_source = f"{source} / the run's measured {spec.device} memory bandwidth"
     out["decode_bandwidth_fraction"] = (
-        {"value": moved / bandwidth["value"], "unit": "fraction", "peak_bytes_per_s": bandwidth["value"]}
-        if moved and bandwidth else {"value": None, "unit": "fraction", "reason": bandwidth_why or "no TPOT"})
+        {"value": moved / bandwidth["value"], "unit": "fraction", "source": fraction_source,
+         "peak_bytes_per_s": bandwidth["value"]} if moved and bandwidth else
+        {"value": None, "unit": "fraction", "source": fraction_source, "reason": bandwidth_why or "no TPOT measured"})
     return out

@@ -47,22 +47,18 @@ def workload_skip_reason(spec: CaseSpec) -> str | None:
     return workload.unsupported_reason(spec.backend) or (ONE_DEVICE if spec.total_devices > 1 else None)
 
 
-# Built-in (workload, size) points written for accelerators: on a CPU one step takes longer than a case's
-# time budget allows, so the case is skipped there with the reason rather than left to time out.
-ACCELERATOR_ONLY = {("decoder", "standard"): "the standard decoder (1.24B parameters, Llama-3.2-1B shape) "
-                                             "is written for GPUs and TPUs: a CPU takes minutes per step"}
-
-
 def cpu_budget_reason(spec: CaseSpec) -> str | None:
-    reason = ACCELERATOR_ONLY.get((spec.workload, spec.size))
+    """Why a built-in size written for accelerators (``Workload.accelerator_only``) is not run on a CPU."""
+    if not workloads.is_builtin(spec.workload):
+        return None
+    reason = workloads.get(spec.workload).accelerator_only.get(spec.size)
     return f"{reason}; run it with --device gpu or tpu, or --size small here" if reason else None
 
 
 def plan_case(spec: CaseSpec, availability: Availability) -> PlannedCase:
     planned = _plan_device(spec, availability)
-    if not planned.skip_reason and planned.spec.device == "cpu" and cpu_budget_reason(planned.spec):
-        return PlannedCase(planned.spec, cpu_budget_reason(planned.spec))
-    return planned
+    reason = None if planned.skip_reason or planned.spec.device != "cpu" else cpu_budget_reason(planned.spec)
+    return PlannedCase(planned.spec, reason) if reason else planned
 
 
 def _plan_device(spec: CaseSpec, availability: Availability) -> PlannedCase:

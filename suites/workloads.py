@@ -25,7 +25,7 @@ Conventions shared by every backend:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tribench.core.errors import InvalidChoice, InvalidValue
 from tribench.core.spec import SIZES
@@ -359,6 +359,9 @@ class Workload:
     name: str
     description: str
     sizes: dict[str, Architecture]
+    # size -> why it is written for accelerators only: on a CPU one step outlasts a case's time budget, so the
+    # planner skips it there with this reason rather than leave it to time out
+    accelerator_only: dict[str, str] = field(default_factory=dict)
 
     def architecture(self, size: str) -> Architecture:
         if size not in self.sizes:
@@ -422,6 +425,8 @@ WORKLOADS: dict[str, Workload] = {
             "standard": DecoderSpec(vocab=128_256, seq_len=1024, d_model=2048, heads=32, kv_heads=8, d_ff=8192,
                                     layers=16, max_context=8192, rope_theta=500_000.0),
         },
+        accelerator_only={"standard": "the standard decoder (1.24B parameters, Llama-3.2-1B shape) is written for "
+                                      "GPUs and TPUs: a CPU takes minutes per step"},
     ),
 }
 

@@ -234,5 +234,10 @@ def test_compare_judges_ttft_tpot_and_decode_tokens_per_s_like_the_step_times(tm
     assert (verdicts["tpot"].verdict, verdicts["decode_tokens_per_s"].verdict) == ("unchanged", "unchanged")
     assert verdicts["ttft"].basis == "per-process median" and verdicts["ttft"].n_base == 4
     generation = load_run(head)["cases"][0]["metrics"]["generation"]
+    figures = {name: figure for name, figure in generation.items() if isinstance(figure, dict)}
+    assert all("source" in figure or "definition" in figure for figure in figures.values())
+    unavailable = {name: figure["reason"] for name, figure in figures.items() if figure["value"] is None}
+    assert unavailable == {"prefill_mfu": "no measured peaks", "decode_mfu": "no measured peaks",
+                           "decode_bandwidth_fraction": "no measured peaks"}     # never 0: no peaks in this run
     assert generation["ttft"]["value"] == pytest.approx(0.013, rel=0.02)
     assert generation["decode_tokens_per_s"]["value"] == pytest.approx(4 / generation["tpot"]["value"])

@@ -98,15 +98,16 @@ def _dense(block: Any, name: str, x: jax.Array, dtype: Any) -> jax.Array:
 
 
 def forward_cached(spec: DecoderSpec, params: Any, tokens: jax.Array, cache: dict[str, jax.Array],
-                   start: jax.Array, dtype: Any = jnp.float32) -> tuple[jax.Array, dict[str, jax.Array]]:
+                   start: jax.Array, tables: tuple[jax.Array, jax.Array],
+                   dtype: Any = jnp.float32) -> tuple[jax.Array, dict[str, jax.Array]]:
     """(logits [batch, vocab] of the last of ``tokens`` [batch, length] placed from position ``start`` on, the
     cache with their keys and values written). The Decoder module's function on its own parameter tree;
     attention runs over the whole cache masked to the positions written so far (fixed shapes under jit:
-    one compiled decode step serves every position)."""
+    one compiled decode step serves every position). ``tables``: RoPE's cos and sin for the cache's positions
+    (``rope_tables``), made once by the caller rather than at every step."""
     batch, length = tokens.shape
     positions = start + jnp.arange(length)
-    cos_table, sin_table = (jnp.asarray(table) for table in rope_tables(spec, cache["keys"].shape[2]))
-    cos, sin = cos_table[positions], sin_table[positions]
+    cos, sin = tables[0][positions], tables[1][positions]
     embedding = params["embed"]["embedding"]
     x = embedding[tokens].astype(dtype)
     mask = jnp.arange(cache["keys"].shape[2])[None, :] <= positions[:, None]        # [length, cache]

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tribench.backends.jax import adapter
-from tribench.backends.jax.decoder import forward_cached, new_cache
+from tribench.backends.jax.decoder import forward_cached, new_cache, rope_tables
 from tribench.backends.jax.models import build_model
 from tribench.core.spec import CaseSpec
 from tribench.suites.workloads import DecoderSpec
@@ -38,6 +38,7 @@ class JaxGenerateSession(adapter.JaxSession):
                                              spec.vocab)
             self._state = adapter.initial_state(self.model, self.prompt, case.precision, None)
             self.cache = new_cache(spec, case.batch_size, case.prompt + case.new_tokens, dtype)
+            self.tables = tuple(jnp.asarray(table) for table in rope_tables(spec, case.prompt + case.new_tokens))
         self._variables = {"params": self._state.params}
         self._params = sum(leaf.size for leaf in jax.tree.leaves(self._state.params))
         forward = partial(forward_cached, spec, dtype=dtype)
@@ -49,7 +50,7 @@ class JaxGenerateSession(adapter.JaxSession):
         """One request: the generated tokens [batch, new_tokens]; its TTFT and TPOTs appended to ``requests``."""
         params, decode_s = self._state.params, []
         begin = time.perf_counter()
-        logits, self.cache = self._forward(params, self.prompt, self.cache, jnp.asarray(0, jnp.int32))
+        logits, self.cache = self._forward(params, self.prompt, self.cache, jnp.asarray(0, jnp.int32), self.tables)
         token = jnp.argmax(logits, axis=-1)
         tokens = [np.asarray(token)]                        # the host read: the device has finished
         first = time.perf_counter() - begin
@@ -57,7 +58,7 @@ class JaxGenerateSession(adapter.JaxSession):
         for _ in range(self.new_tokens - 1):
             tick = time.perf_counter()
             logits, self.cache = self._forward(params, token[:, None], self.cache,
-                                               jnp.asarray(position, jnp.int32))
+                                               jnp.asarray(position, jnp.int32), self.tables)
             token = jnp.argmax(logits, axis=-1)
             tokens.append(np.asarray(token))
             decode_s.append(time.perf_counter() - tick)
