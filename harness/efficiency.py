@@ -166,7 +166,7 @@ def case_bytes(case: dict[str, Any]) -> tuple[float, float, str]:
     if flops is None or not traffic.has_estimate(spec["workload"]):
         return flops, None, "no estimate of the bytes a step moves for this workload (no architecture to derive it)"
     moved = traffic.bytes_per_step(spec["workload"], spec["size"], spec["mode"], spec["batch_size"],
-                                   spec["precision"])
+                                   spec["precision"], spec.get("prompt"), spec.get("new_tokens"))
     return flops, moved, f"analytic FLOPs / {traffic.SOURCE}"
 
 

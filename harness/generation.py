@@ -28,6 +28,7 @@ from tribench.core.spec import CaseSpec
 from tribench.harness.efficiency import FLOPS_UNIT, device_bandwidth, device_peak, peak_entries, reference_precision
 from tribench.harness.process_stats import estimate
 from tribench.harness.stats import percentile
+from tribench.harness.traffic import ACTIVATION_BYTES, decode_bytes_per_step
 from tribench.suites import workloads
 from tribench.suites.workloads import DecoderSpec, generation_flops, kv_cache_bytes
 
@@ -42,7 +43,6 @@ DEFINITIONS = {
     "prefill_tokens_per_s": "batch x prompt / TTFT",
     "request_latency": "one request end to end: the case's median step time",
 }
-VALUE_BYTES = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2}
 
 
 def decoder_of(spec: CaseSpec) -> DecoderSpec:
@@ -93,17 +93,17 @@ def generation_metrics(spec: CaseSpec, ok: list[dict[str, Any]], step_s: float,
         figures[name] = ({"value": tokens / seconds, "unit": "tokens/s", "definition": DEFINITIONS[name]}
                          if seconds else {"value": None, "unit": "tokens/s", "definition": DEFINITIONS[name],
                                           "reason": "nothing timed"})
-    value_bytes = VALUE_BYTES.get(spec.precision, 4)
+    value_bytes = ACTIVATION_BYTES.get(spec.precision, 4)
     figures["kv_cache"] = {"value": kv_cache_bytes(decoder, batch, prompt + new, value_bytes), "unit": "bytes",
                            "source": f"analytic: 2 x layers x batch x (prompt + new tokens) x kv_dim x "
                                      f"{value_bytes} bytes"}
     figures.update(_efficiency(spec, decoder, prefill_flops * batch, decode_flops * batch, ttft["value"],
-                               tpot["value"], value_bytes, environment))
+                               tpot["value"], environment))
     return figures
 
 
 def _efficiency(spec: CaseSpec, decoder: DecoderSpec, prefill_flops: int, decode_flops: int,
-                ttft: float | None, tpot: float | None, value_bytes: int,
+                ttft: float | None, tpot: float | None,
                 environment: dict[str, Any] | None) -> dict[str, Any]:
     """Prefill and decode MFU against the run's measured peaks, and decode's achieved memory bandwidth."""
     entries = peak_entries(environment)
@@ -112,15 +112,13 @@ def _efficiency(spec: CaseSpec, decoder: DecoderSpec, prefill_flops: int, decode
     bandwidth, bandwidth_why = device_bandwidth(entries, spec.device) if entries else (None, "no measured peaks")
     steps = max(spec.new_tokens - 1, 1)
     per_step_flops = decode_flops / steps
-    weights = workloads.param_count(decoder) * 4          # float32 parameters, each read once per step
-    mean_context = spec.prompt + (spec.new_tokens + 1) / 2
-    kv_read = kv_cache_bytes(decoder, spec.batch_size, round(mean_context), value_bytes)
+    step_bytes = decode_bytes_per_step(decoder, spec.batch_size, spec.prompt, spec.new_tokens, spec.precision)
     out: dict[str, Any] = {
         "prefill_flops": {"value": prefill_flops, "unit": "FLOP", "source": "suites.workloads.generation_flops"},
         "decode_flops_per_step": {"value": per_step_flops, "unit": "FLOP",
                                   "source": "suites.workloads.generation_flops / decode steps (mean over the "
                                             "context)"},
-        "decode_bytes_per_step": {"value": weights + kv_read, "unit": "bytes",
+        "decode_bytes_per_step": {"value": step_bytes, "unit": "bytes",
                                   "source": "float32 weights read once + the KV cache at its mean length"},
     }
     for name, flops, seconds, timer in (("prefill", prefill_flops, ttft, "TTFT"),
@@ -135,7 +133,7 @@ def _efficiency(spec: CaseSpec, decoder: DecoderSpec, prefill_flops: int, decode
                                "peak_flops_per_s": peak["value"], "peak_precision": precision}
                               if achieved and peak else {"value": None, "unit": "fraction", "source": mfu_source,
                                                          "reason": peak_why or f"no {timer} measured"})
-    moved = (weights + kv_read) / tpot if tpot else None
+    moved = step_bytes / tpot if tpot else None
     source = "decode bytes per step / TPOT"
     out["decode_bandwidth"] = ({"value": moved, "unit": "bytes/s", "source": source} if moved else
                                {"value": None, "unit": "bytes/s", "source": source, "reason": "no TPOT measured"})

@@ -63,6 +63,42 @@ class MemoryEntry(_Open):
     unit: str | None = None
 
 
+class TimedFigure(Reading):
+    """TTFT or TPOT of a generate case (seconds): centre and CI across processes, pooled percentiles."""
+
+    ci_low: Number | None = None
+    ci_high: Number | None = None
+    p50: Number | None = None
+    p90: Number | None = None
+    p99: Number | None = None
+
+
+class Generation(_Open):
+    """A generate case's figures (``harness.generation``); each optional, a missing one with its reason."""
+
+    prompt_tokens: int | None = None
+    new_tokens: int | None = None
+    batch: int | None = None
+    ttft: TimedFigure | None = None
+    tpot: TimedFigure | None = None
+    request_latency: Reading | None = None
+    decode_tokens_per_s: Reading | None = None
+    decode_tokens_per_s_per_sequence: Reading | None = None
+    prefill_tokens_per_s: Reading | None = None
+    kv_cache: Reading | None = None
+    prefill_mfu: Reading | None = None
+    decode_mfu: Reading | None = None
+    decode_bandwidth: Reading | None = None
+    decode_bandwidth_fraction: Reading | None = None
+
+
+class GenerationRecord(_Open):
+    """One generate process's timings: each measured request's TTFT and its decode steps' TPOT (seconds)."""
+
+    ttft_s: list[Number] = []
+    tpot_s: list[list[Number]] = []
+
+
 class Metrics(_Open):
     """What a case's processes add up to; every figure optional (a failed case has few)."""
 
@@ -75,6 +111,7 @@ class Metrics(_Open):
     memory: list[MemoryEntry] = []
     energy: _Open | None = None
     mfu: Reading | None = None
+    generation: Generation | None = None
 
 
 class Timing(_Open):
@@ -97,6 +134,7 @@ class Process(_Open):
     memory: list[MemoryEntry] = []
     setup_time_s: Number | None = None
     ranks: list[Process] | None = None
+    generation: GenerationRecord | None = None
 
 
 class Spec(_Open):
@@ -113,6 +151,8 @@ class Spec(_Open):
     devices: int = 1
     nodes: int = 1
     env: str = ""
+    prompt: int = 0
+    new_tokens: int = 0
 
 
 class Case(_Open):

@@ -12,11 +12,17 @@ recorded by ``--profile`` for jitted JAX steps) is preferred where a case has it
   both moments and writes parameter and moments (4 + 4 + 4 + 16 + 12 = 40 B each);
 * activations are in the case's precision (4 B for fp32, 2 B for bf16 / fp16).
 
+A generate case's step is one request (``request_bytes``): the prefill moves the activations of a
+forward pass over the prompt and reads the weights once; each of the N - 1 cached decode steps reads
+every weight once and the KV cache so far (``decode_bytes_per_step``, at the cache's mean length).
+
 Caches, recomputation and framework-specific fusion make real traffic differ; the estimate
 places a case on the roofline's x-axis, it does not measure anything.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from tribench.suites import workloads
 from tribench.suites.workloads import (
@@ -26,13 +32,15 @@ from tribench.suites.workloads import (
     LSTMLanguageModelSpec,
     ResNetSpec,
     TransformerSpec,
+    kv_cache_bytes,
 )
 
 ACTIVATION_BYTES = {"fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2}
 ACTIVATION_PASSES = {"infer": 2, "train": 6}
 PARAM_BYTES = {"infer": 4, "train": 40}
 SOURCE = ("analytic estimate (harness/traffic.py): layer outputs written and read once forward, "
-          "3x that to train; fp32 parameters read once (inference) or 40 B each with Adam (training)")
+          "3x that to train; fp32 parameters read once (inference) or 40 B each with Adam (training); a generate "
+          "request: the prompt's prefill, then per decode step every parameter and the KV cache read once")
 
 
 def _convnet(spec: ConvNetSpec) -> int:
@@ -82,9 +90,29 @@ def has_estimate(workload: str) -> bool:
     return workloads.is_builtin(workload)
 
 
-def bytes_per_step(workload: str, size: str, mode: str, batch_size: int, precision: str) -> float:
-    """Estimated device-memory bytes one step reads and writes (see the module docstring)."""
+def decode_bytes_per_step(spec: DecoderSpec, batch_size: int, prompt: int, new_tokens: int, precision: str) -> int:
+    """One cached decode step: every (fp32) weight read once and the KV cache at its mean length over the request."""
+    mean_context = prompt + (new_tokens + 1) / 2
+    return (workloads.param_count(spec) * PARAM_BYTES["infer"]
+            + kv_cache_bytes(spec, batch_size, round(mean_context), ACTIVATION_BYTES.get(precision, 4)))
+
+
+def request_bytes(spec: DecoderSpec, batch_size: int, prompt: int, new_tokens: int, precision: str) -> float:
+    """One generate request: the prompt's prefill (a forward pass over ``prompt`` positions) and N - 1 decode steps."""
+    prefill_spec = dataclasses.replace(spec, seq_len=prompt)
+    prefill = (activation_elements_per_sample(prefill_spec) * batch_size * ACTIVATION_BYTES.get(precision, 4)
+               * ACTIVATION_PASSES["infer"] + workloads.param_count(spec) * PARAM_BYTES["infer"])
+    return float(prefill + max(new_tokens - 1, 0) * decode_bytes_per_step(spec, batch_size, prompt, new_tokens,
+                                                                          precision))
+
+
+def bytes_per_step(workload: str, size: str, mode: str, batch_size: int, precision: str,
+                   prompt: int | None = None, new_tokens: int | None = None) -> float:
+    """Estimated device-memory bytes one step reads and writes (see the module docstring); a generate step is one
+    request of ``prompt`` and ``new_tokens``."""
     spec = workloads.get(workload).architecture(size)
+    if mode == "generate":
+        return request_bytes(spec, batch_size, prompt, new_tokens, precision)
     activations = activation_elements_per_sample(spec) * batch_size * ACTIVATION_BYTES.get(precision, 4)
     params = workloads.get(workload).expected_params(size)
     return float(activations * ACTIVATION_PASSES[mode] + params * PARAM_BYTES[mode])

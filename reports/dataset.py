@@ -26,7 +26,7 @@ from tribench.reports.frame import NUMERIC_COLUMNS, case_row
 BACKEND_COLOURS = {"torch": "#EE4C2C", "tensorflow": "#F2A900", "jax": "#5E35B1"}
 SPARE_COLOURS = ("#2E7D32", "#00838F", "#6D4C41", "#546E7A", "#AD1457", "#9E9D24", "#1565C0", "#EF6C00")
 PATTERNS = ("", "/", "x", ".", "+", "\\", "-", "|")  # one per device/run combination, same colour per backend
-MODE_ORDER = {"train": 0, "infer": 1}
+MODE_ORDER = {"train": 0, "infer": 1, "generate": 2}
 EXTRA_NUMERIC = ("throughput_ci_low", "throughput_ci_high", "energy_j_per_sample", "setup_time_s",
                  "achieved_flops_per_s", "mfu", "spec_fraction", "mfu_peak_flops_per_s", "total_devices",
                  "scaling_efficiency")
@@ -108,6 +108,19 @@ def pooled_samples(case: dict[str, Any]) -> list[float]:
     return [float(value) for value in samples]
 
 
+def pooled_generation(case: dict[str, Any]) -> tuple[list[float], list[float]]:
+    """Every measured request's TTFT and every decode step's TPOT of every successful process of a generate
+    case (``harness.generation``), in seconds; two empty lists for any other case."""
+    ttft: list[float] = []
+    tpot: list[float] = []
+    for repeat in case.get("repeats") or []:
+        record = repeat.get("generation") or {}
+        if repeat.get("status") == "ok":
+            ttft.extend(float(value) for value in record.get("ttft_s") or [])
+            tpot.extend(float(step) for request in record.get("tpot_s") or [] for step in request)
+    return ttft, tpot
+
+
 def throughput_ci(batch_size: Any, step: dict[str, Any],
                   throughput: dict[str, Any] | None = None) -> tuple[float | None, float | None]:
     """95% CI of throughput: its own where it has one (the sustained figure, ``harness.sustained``), else from
@@ -133,8 +146,14 @@ def parallel_suffix(spec: dict[str, Any]) -> str:
     return f" · x{devices}" if devices > 1 else ""
 
 
+def generation_suffix(spec: dict[str, Any]) -> str:
+    """`` · p128n128`` for a generate case (prompt and new tokens, as in the case id); nothing otherwise."""
+    return f" · p{spec.get('prompt')}n{spec.get('new_tokens')}" if spec.get("mode") == "generate" else ""
+
+
 def variant_label(spec: dict[str, Any]) -> str:
-    setting = f"{spec.get('mode')} · bs{spec.get('batch_size')} · {spec.get('precision')} · {spec.get('compile')}"
+    setting = (f"{spec.get('mode')} · bs{spec.get('batch_size')}{generation_suffix(spec)} · {spec.get('precision')}"
+               f" · {spec.get('compile')}")
     return setting + parallel_suffix(spec)  # a data-parallel case is not drawn on top of its 1-device point
 
 
@@ -163,6 +182,7 @@ def report_row(run: Run, case: dict[str, Any]) -> dict[str, Any]:
     step = metrics.get("step_time") or {}
     ci_low, ci_high = throughput_ci(spec.get("batch_size"), step, metrics.get("throughput"))
     energy = energy_per_sample(metrics) if case.get("status") == "ok" else {}
+    ttft_samples, tpot_samples = pooled_generation(case)
     row = case_row(run.data, {**case, "spec": spec}, str(run.path))
     row.update({
         "run_label": run.label,
@@ -176,6 +196,9 @@ def report_row(run: Run, case: dict[str, Any]) -> dict[str, Any]:
         "energy_method": energy.get("method"),
         "energy_reason": energy.get("reason"),
         "samples_s": pooled_samples(case),
+        "ttft_samples_s": ttft_samples,
+        "tpot_samples_s": tpot_samples,
+        "generation": metrics.get("generation"),
         "stderr_tail": next((r.get("stderr_tail") for r in reversed(case.get("repeats") or [])
                              if r.get("stderr_tail")), ""),
         "memory_readings": metrics.get("memory") or [],

@@ -8,7 +8,10 @@ unit in the column name (``throughput_samples_per_s``, ``step_time_p50_s``,
 column beside it; missing readings are NaN with the reason in ``*_reason``.
 Energy: ``energy_per_sample_j`` (measured only; NaN with ``energy_reason``
 otherwise) with its ``energy_method``, ``energy_source`` and ``energy_scope``,
-and the derived J/token, samples/J, average W and net-of-idle J/sample.
+and the derived J/token, samples/J, average W and net-of-idle J/sample. A generate case adds its
+generation figures (``reports.generation_figures``: ``ttft_s`` with its CI and pooled percentiles,
+``tpot_*_s``, ``decode_tokens_per_s``, ``prefill_tokens_per_s``, ``kv_cache_bytes``, ``decode_mfu`` ...);
+other cases leave them NaN.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 from tribench.core.spec import CaseSpec
 from tribench.harness.results import load_run
+from tribench.reports.generation_figures import GENERATION_NUMERIC, generation_columns
 from tribench.reports.report_format import quality_text
 
 SPEC_FIELDS = [name for name in CaseSpec.__dataclass_fields__]
@@ -95,7 +99,7 @@ ENERGY_NUMERIC = ("energy_per_sample_j", "energy_per_token_j", "samples_per_joul
 NUMERIC_COLUMNS = (
     "throughput_samples_per_s", "throughput_tokens_per_s", *(f"step_time_{n}_s" for n in STEP_FIELDS if n != "noise"),
     "noise_iqr_over_median", "samples", "compile_time_s", "params", "flops_per_step", "device_peak_memory_bytes",
-    "host_peak_rss_bytes", *ENERGY_NUMERIC,
+    "host_peak_rss_bytes", *ENERGY_NUMERIC, *GENERATION_NUMERIC,
 )
 
 
@@ -138,6 +142,7 @@ def case_row(run: dict[str, Any], case: dict[str, Any], run_file: str) -> dict[s
         **device_memory(readings),
         **_host_memory(readings),
         **energy_columns(metrics),
+        **generation_columns(metrics),
     }
     return row
 

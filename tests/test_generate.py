@@ -149,6 +149,8 @@ def test_generate_runs_in_every_backend_with_its_figures(tmp_path):
         assert generation["prefill_tokens_per_s"]["value"] == pytest.approx(2 * PROMPT / generation["ttft"]["value"])
         assert generation["kv_cache"]["value"] == kv_cache_bytes(spec, 2, PROMPT + 6, 4)
         assert case["repeats"][0]["build"]["kv_cache"]["bytes"] == kv_cache_bytes(spec, 2, PROMPT + 6, 4)
+    printed = " ".join(done.stdout.split())
+    assert "generation: TTFT = prefill to the first token on the host" in printed  # the generation table's legend
 
 
 def test_generation_flops_are_a_prefill_then_cached_decode_steps():

@@ -187,6 +187,18 @@ def test_scaling_report_renders_in_the_browser(tmp_path):
     assert done.stdout.count("ideal: 100% efficiency") >= len(points)  # each chart's legend, drawn as SVG text
 
 
+def test_generation_report_renders_in_the_browser(tmp_path):
+    """A run with generate cases: the "Generation" section's tokens/s lines and TTFT/TPOT boxes draw too."""
+    report = render(dataset.load([DATA / "run-generate.json"]))
+    keys = _chart_keys(report)
+    assert [k for k in keys if k.startswith("generation")] == ["generation-tokens-0", "generation-distributions-1"]
+    done = browse(_write(tmp_path, "generation.html", report), tmp_path / "profile", "--dump-dom")
+    assert console_messages(done.stderr) == []
+    charts = RenderedCharts(done.stdout).charts
+    assert list(charts) == keys and all(charts.values()), [k for k, ok in charts.items() if not ok]
+    assert "time per output token (ms)" in done.stdout  # a subplot title, drawn as SVG text
+
+
 def test_the_detectors_catch_errors(tmp_path):
     """The checks above can fail: a page that errs is seen erring, a chart that did not draw is seen missing."""
     page = _write(tmp_path, "bad.html", '<html><body><div class="chart" data-chart="k"></div><script>'

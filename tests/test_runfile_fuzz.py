@@ -22,8 +22,10 @@ from tribench.cli import app
 from tribench.core.errors import TribenchError
 from tribench.harness.schema import problem
 
-SOURCES = [ROOT / "tests" / "data" / name for name in ("run-sweep.json", "run-problems.json", "run-scaling.json")]
+SOURCES = [ROOT / "tests" / "data" / name for name in ("run-sweep.json", "run-problems.json", "run-scaling.json",
+                                                       "run-generate.json")]
 GOOD = SOURCES[0]
+GENERATE = SOURCES[3]  # the generate mode's figures live only there
 SEED = 20261203
 
 # (path to a field, its type) the schema requires or types; "*" is every case / process
@@ -33,10 +35,15 @@ REQUIRED_PATHS = [("kind",), ("schema_version",), ("run_id",), ("state",), ("cas
 TYPED_PATHS = [("cases", "*", "metrics", "throughput", "value"), ("cases", "*", "metrics", "step_time", "median"),
                ("cases", "*", "repeats", "*", "timing", "samples_s"), ("cases", "*", "spec", "batch_size"),
                ("cases", "*", "status"), ("cases", "*", "metrics"), ("cases",), ("tags",),
-               ("cases", "*", "repeats", "*", "param_count"), ("cases", "*", "metrics", "memory")]
+               ("cases", "*", "repeats", "*", "param_count"), ("cases", "*", "metrics", "memory"),
+               ("cases", "*", "metrics", "generation"), ("cases", "*", "metrics", "generation", "ttft"),
+               ("cases", "*", "metrics", "generation", "decode_tokens_per_s"),
+               ("cases", "*", "repeats", "*", "generation", "ttft_s"),
+               ("cases", "*", "repeats", "*", "generation", "tpot_s"), ("cases", "*", "spec", "prompt")]
 OPTIONAL_PATHS = [("cases", "*", "metrics", "compile_time"), ("cases", "*", "metrics", "energy"),
                   ("cases", "*", "repeats", "*", "stderr_tail"), ("cases", "*", "workload"), ("environment", "peaks"),
-                  ("cases", "*", "metrics", "step_time", "p99"), ("cases", "*", "error")]
+                  ("cases", "*", "metrics", "step_time", "p99"), ("cases", "*", "error"),
+                  ("cases", "*", "metrics", "generation"), ("cases", "*", "repeats", "*", "generation")]
 WRONG_VALUES = ["12", 12, [], {}, True, "ok?"]  # not None: most typed figures may be missing
 
 
@@ -134,10 +141,11 @@ def test_every_reader_refuses_a_broken_file_in_one_line(source, label, text, tmp
 
 @pytest.mark.parametrize("path", OPTIONAL_PATHS, ids=[".".join(path) for path in OPTIONAL_PATHS])
 def test_a_valid_file_without_an_optional_figure_is_read_by_every_command(path, tmp_path):
-    data = json.loads(GOOD.read_text())
-    for node, key in holders(data, path):
+    data = json.loads((GENERATE if "generation" in path else GOOD).read_text())
+    places = holders(data, path)
+    for node, key in places:
         del node[key]
-    assert problem(data) is None
+    assert problem(data) is None and (places or "generation" not in path)
     trimmed = tmp_path / "trimmed.json"
     trimmed.write_text(json.dumps(data))
     for args in commands(trimmed, tmp_path):

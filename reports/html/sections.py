@@ -15,6 +15,7 @@ from tribench.reports.html import charts as chart_kinds
 from tribench.reports.html.blocks import STATUS_CLASS, Section, chart_div, e, notice, table
 from tribench.reports.html.charts import NOISE_WARNING
 from tribench.reports.html.efficiency_sections import efficiency_section, profile_section
+from tribench.reports.html.generation_section import generation_sections
 from tribench.reports.html.scaling_section import scale_out_sections
 from tribench.reports.report_format import (
     ci_basis_meaning,
@@ -383,8 +384,10 @@ def problems_section(data: ReportData) -> Section:
 
 
 def all_sections(data: ReportData) -> list[Section]:
-    """Every section in page order (the scale-out ones only when some case ran on several devices)."""
-    return [environment_section(data), throughput_section(data), efficiency_section(data), profile_section(data),
+    """Every section in page order (generation only when some case ran in generate mode, the scale-out ones only
+    when some case ran on several devices)."""
+    return [environment_section(data), throughput_section(data), *generation_sections(data),
+            efficiency_section(data), profile_section(data),
             latency_section(data), memory_section(data),
             compile_section(data), energy_section(data), noise_section(data), scaling_section(data),
             *scale_out_sections(data), cases_section(data), problems_section(data)]

@@ -14,9 +14,18 @@ import re
 from pathlib import Path
 
 from tribench.reports.dataset import ReportData, fingerprint_differences
+from tribench.reports.generation_figures import GENERATION_COLUMNS, GENERATION_LEGEND
 from tribench.reports.html.scaling_section import SCALING_COLUMNS, scaling_rows
 from tribench.reports.report_format import execution_legend, threads_lines, throughput_legend
-from tribench.reports.text.summary import SUMMARY_COLUMNS, energy_reasons, ok_rows, problem_rows, status_counts
+from tribench.reports.text.summary import (
+    SUMMARY_COLUMNS,
+    energy_reasons,
+    generation_reasons,
+    generation_rows,
+    ok_rows,
+    problem_rows,
+    status_counts,
+)
 
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>:])")
 
@@ -88,6 +97,18 @@ def _scaling(data: ReportData) -> list[str]:
     return ["", "### Data-parallel scaling", "", *_table((["run"] if many_runs else []) + list(SCALING_COLUMNS), cells)]
 
 
+def _generation(data: ReportData) -> list[str]:
+    """Generate cases: TTFT, TPOT, tokens/s, KV cache, MFU and decode bandwidth (or why they are n/a)."""
+    rows = generation_rows(data)
+    if not rows:
+        return []
+    many_runs = len(data.runs) > 1
+    headers = (["run"] if many_runs else []) + list(GENERATION_COLUMNS)
+    cells = [([md(r["run"])] if many_runs else []) + [md(r[c]) for c in GENERATION_COLUMNS] for r in rows]
+    reasons = [f"MFU or bandwidth fraction n/a: {md(reason)}." for reason in generation_reasons(data)]
+    return ["", "### Generation", "", *_table(headers, cells), "", md(GENERATION_LEGEND), *reasons]
+
+
 def _problems(data: ReportData) -> list[str]:
     rows = problem_rows(data)
     if not rows:
@@ -102,7 +123,7 @@ def _problems(data: ReportData) -> list[str]:
 def render(data: ReportData) -> str:
     """The summary as markdown text (ends with a newline)."""
     lines = ["## tribench report", "", f"{len(data.runs)} run(s), {len(data.frame)} case(s): {status_counts(data)}",
-             "", *_runs(data), *_fingerprint_warning(data), *_results(data), *_scaling(data),
+             "", *_runs(data), *_fingerprint_warning(data), *_results(data), *_generation(data), *_scaling(data),
              *_problems(data)]
     return "\n".join(lines) + "\n"
 

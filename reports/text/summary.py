@@ -11,6 +11,7 @@ from typing import Any
 
 from tribench.reports import units
 from tribench.reports.dataset import ReportData
+from tribench.reports.generation_figures import generation_cells, missing_peak_reasons
 from tribench.reports.html.charts import NOISE_WARNING
 from tribench.reports.report_format import ci_basis_text, ci_text, missing, number
 
@@ -56,6 +57,18 @@ def summary_row(row) -> dict[str, Any]:
 
 def ok_rows(data: ReportData) -> list[dict[str, Any]]:
     return [summary_row(row) for _, row in data.ok.iterrows()]
+
+
+def generation_rows(data: ReportData) -> list[dict[str, str]]:
+    """Plain-text generation figures (``GENERATION_COLUMNS``) of every ok generate case, with its run label."""
+    rows = data.ok[(data.ok["mode"] == "generate") & data.ok["generation"].map(bool)]
+    return [{"run": row["run_label"], **generation_cells(row["case_id"], row["generation"])}
+            for _, row in rows.iterrows()]
+
+
+def generation_reasons(data: ReportData) -> list[str]:
+    """Why MFU or decode's bandwidth fraction is n/a for some ok generate case, once per reason."""
+    return missing_peak_reasons([g for g in data.ok[data.ok["mode"] == "generate"]["generation"] if g])
 
 
 def problem_rows(data: ReportData) -> list[dict[str, str]]:

@@ -9,6 +9,12 @@ from rich.table import Table
 
 from tribench.reports import units
 from tribench.reports.frame import device_memory
+from tribench.reports.generation_figures import (
+    GENERATION_COLUMNS,
+    GENERATION_LEGEND,
+    generation_cells,
+    missing_peak_reasons,
+)
 from tribench.reports.report_format import (
     ci_basis_text,
     execution_legend,
@@ -123,6 +129,29 @@ def summary_table(run: dict[str, Any]) -> Table:
     for case in run["cases"]:
         table.add_row(*case_cells(case))
     return table
+
+
+def generation_table(rows: list[dict[str, str]], reasons: list[str], title: str = "generation",
+                     with_run: bool = False) -> Table:
+    """Generate cases' plain-text figures (``reports.generation_figures``; rows with a "run" label when
+    ``with_run``), with the definitions and why MFU or the bandwidth fraction is n/a in the caption."""
+    caption = "\n".join([GENERATION_LEGEND, *(f"MFU or bandwidth fraction n/a: {reason}" for reason in reasons)])
+    table = Table(title=title, caption=escape(caption))
+    for column in (["run"] if with_run else []) + list(GENERATION_COLUMNS):
+        table.add_column(column, overflow="fold", no_wrap=column == "case")
+    for row in rows:
+        table.add_row(*([escape(row["run"])] if with_run else []), *(escape(row[c]) for c in GENERATION_COLUMNS))
+    return table
+
+
+def generation_summary(run: dict[str, Any]) -> Table | None:
+    """The run's ok generate cases: TTFT, TPOT, tokens/s, KV cache, MFU and decode bandwidth; None without any."""
+    figures = [(case["id"], case["metrics"]["generation"]) for case in run["cases"]
+               if case.get("status") == "ok" and (case.get("metrics") or {}).get("generation")]
+    if not figures:
+        return None
+    rows = [generation_cells(case_id, generation) for case_id, generation in figures]
+    return generation_table(rows, missing_peak_reasons([generation for _, generation in figures]))
 
 
 def _gpu_text(device: dict[str, Any]) -> str:

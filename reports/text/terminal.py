@@ -12,7 +12,16 @@ from rich.table import Table
 from rich.text import Text
 
 from tribench.reports.dataset import ReportData, fingerprint_differences
-from tribench.reports.text.summary import SUMMARY_COLUMNS, energy_reasons, ok_rows, problem_rows, status_counts
+from tribench.reports.text.summary import (
+    SUMMARY_COLUMNS,
+    energy_reasons,
+    generation_reasons,
+    generation_rows,
+    ok_rows,
+    problem_rows,
+    status_counts,
+)
+from tribench.reports.text.table import generation_table
 
 STATUS_STYLE = {"ok": "green", "skipped": "yellow", "failed": "red", "timeout": "red"}
 
@@ -48,6 +57,14 @@ def results_table(data: ReportData) -> Table:
     return table
 
 
+def generation_results(data: ReportData) -> Table | None:
+    """The ok generate cases' TTFT, TPOT, tokens/s, KV cache, MFU and decode bandwidth; None without any."""
+    rows = generation_rows(data)
+    if not rows:
+        return None
+    return generation_table(rows, generation_reasons(data), "generation (ok generate cases)", len(data.runs) > 1)
+
+
 def problems_table(data: ReportData) -> Table | None:
     rows = problem_rows(data)
     if not rows:
@@ -63,7 +80,8 @@ def problems_table(data: ReportData) -> Table | None:
 
 
 def render(data: ReportData) -> Group:
-    parts = [runs_table(data), fingerprint_warning(data), results_table(data), problems_table(data)]
+    parts = [runs_table(data), fingerprint_warning(data), results_table(data), generation_results(data),
+             problems_table(data)]
     notes = [Text(f"energy not measured for {count} case(s): {reason}", style="dim")
              for reason, count in energy_reasons(data)]
     return Group(*(part for part in parts if part is not None), *notes)

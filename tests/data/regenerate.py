@@ -43,11 +43,15 @@ def tribench(output: str, *args: str, **env: str) -> Path:
     return path
 
 
-def _trim_timing(result: dict) -> None:
+def _trim_timing(result: dict, keep: int = KEEP_SAMPLES) -> None:
     timing = result.get("timing")
     if timing:
-        timing["samples_s"] = timing["samples_s"][:KEEP_SAMPLES]
+        timing["samples_s"] = timing["samples_s"][:keep]
         timing["warmup_samples_s"] = timing["warmup_samples_s"][:KEEP_WARMUP]
+    generation = result.get("generation")
+    if generation:  # one TTFT and one list of decode steps per measured request: the same requests as the samples
+        generation["ttft_s"] = generation["ttft_s"][:keep]
+        generation["tpot_s"] = generation["tpot_s"][:keep]
 
 
 def _trim_ranks(repeat: dict) -> None:
@@ -58,11 +62,11 @@ def _trim_ranks(repeat: dict) -> None:
         repeat.update(merge_ranks(repeat["ranks"]))
 
 
-def trim(path: Path) -> dict:
+def trim(path: Path, keep: int = KEEP_SAMPLES) -> dict:
     data = json.loads(path.read_text())
     for case in data["cases"]:
         for repeat in case.get("repeats", []):
-            _trim_timing(repeat)
+            _trim_timing(repeat, keep)
             if repeat.get("ranks"):
                 _trim_ranks(repeat)
         if case.get("repeats"):
@@ -136,8 +140,17 @@ def scaling() -> None:
     trim(HERE / "run-scaling.json")
 
 
+def generation() -> None:
+    """The decoder's generate cases in every backend at two batch sizes, with measured peaks (so MFU and decode
+    bandwidth have a figure): the report's generation section."""
+    tribench("run-generate.json", "--backend", "torch,jax,tensorflow", "--workload", "decoder", "--mode",
+             "generate", "--batch", "1,4", "--prompt", "16", "--new-tokens", "8", "--processes", "2",
+             "--measure-peak", "--no-energy", "--idle-baseline", "0", *FAST)
+    trim(HERE / "run-generate.json", keep=24)  # requests per process: each holds its decode steps too
+
+
 STEPS = {"sweep": sweep, "problems": problems, "fingerprints": fingerprints, "malicious": malicious,
-         "scaling": scaling}
+         "scaling": scaling, "generation": generation}
 
 
 def main(names: list[str]) -> None:

@@ -17,11 +17,14 @@ def merge(
     """Join the hosts' run files of a multi-host run into one run file holding every host's ranks."""
     from tribench.harness.merge import merge_runs
     from tribench.harness.results import check_writable
-    from tribench.reports.text.table import summary_table
+    from tribench.reports.text.table import generation_summary, summary_table
 
     check_writable(output)
     data = merge_runs(runs, output)
     out.print(summary_table(data))
+    generation = generation_summary(data)
+    if generation is not None:
+        out.print(generation)
     out.print(f"merged {len(runs)} hosts' run files into {escape(str(output))}")
 
 

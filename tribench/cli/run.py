@@ -134,7 +134,7 @@ def _run_and_report(prepared) -> None:
     files are."""
     from tribench import api
     from tribench.cli.report import after_run
-    from tribench.reports.text.table import summary_table
+    from tribench.reports.text.table import generation_summary, summary_table
 
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     path = prepared.path
@@ -148,6 +148,9 @@ def _run_and_report(prepared) -> None:
         err.print("[yellow]interrupted[/] before the first case ran: nothing was measured")
         raise typer.Exit(130) from None
     out.print(summary_table(run_file.data))
+    generation = generation_summary(run_file.data)
+    if generation is not None:
+        out.print(generation)
     after_run(path, prepared.request.report, out)  # the HTML report, or the command that builds it
     if prepared.request.profile:
         from tribench.harness.profiling import traces_root
