@@ -90,17 +90,22 @@ def has_estimate(workload: str) -> bool:
     return workloads.is_builtin(workload)
 
 
-def decode_bytes_per_step(spec: DecoderSpec, batch_size: int, prompt: int, new_tokens: int, precision: str) -> int:
-    """One cached decode step: every (fp32) weight read once and the KV cache at its mean length over the request."""
-    mean_context = prompt + (new_tokens + 1) / 2
-    return (workloads.param_count(spec) * PARAM_BYTES["infer"]
-            + kv_cache_bytes(spec, batch_size, round(mean_context), ACTIVATION_BYTES.get(precision, 4)))
+def decode_bytes_per_step(spec: DecoderSpec, batch_size: int, prompt: int, new_tokens: int, precision: str) -> float:
+    """One cached decode step: every (fp32) weight read once and the KV cache at its mean length over the request.
+
+    Decode step i (1 .. N - 1) attends over ``prompt + i`` positions, so the cache read averages ``prompt + N / 2``
+    positions."""
+    mean_context = prompt + new_tokens / 2
+    per_position = kv_cache_bytes(spec, batch_size, 1, ACTIVATION_BYTES.get(precision, 4))
+    return float(workloads.param_count(spec) * PARAM_BYTES["infer"] + per_position * mean_context)
 
 
 def request_bytes(spec: DecoderSpec, batch_size: int, prompt: int, new_tokens: int, precision: str) -> float:
-    """One generate request: the prompt's prefill (a forward pass over ``prompt`` positions) and N - 1 decode steps."""
+    """One generate request: the prompt's prefill (a forward pass over ``prompt`` positions, the vocabulary head on
+    the last one only, as the decoders run it) and N - 1 decode steps."""
     prefill_spec = dataclasses.replace(spec, seq_len=prompt)
-    prefill = (activation_elements_per_sample(prefill_spec) * batch_size * ACTIVATION_BYTES.get(precision, 4)
+    elements = activation_elements_per_sample(prefill_spec) - (prompt - 1) * spec.vocab
+    prefill = (elements * batch_size * ACTIVATION_BYTES.get(precision, 4)
                * ACTIVATION_PASSES["infer"] + workloads.param_count(spec) * PARAM_BYTES["infer"])
     return float(prefill + max(new_tokens - 1, 0) * decode_bytes_per_step(spec, batch_size, prompt, new_tokens,
                                                                           precision))

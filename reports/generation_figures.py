@@ -48,8 +48,11 @@ SECOND_SCALES = {"s": 1.0, "ms": 1e-3, "µs": 1e-6, "ns": 1e-9}
 
 
 def _unit_of(seconds: float) -> tuple[str, float]:
-    """The unit ``units.seconds`` shows ``seconds`` in, and its scale."""
+    """The unit ``units.seconds`` shows ``seconds`` in, and its scale; one unit up where three significant digits
+    would round up to 1000 (999.6 µs shows as 1 ms, never 1e+03 µs)."""
     unit = units.seconds(seconds).split()[-1]
+    if "e" in f"{seconds / SECOND_SCALES[unit]:.3g}" and unit != "s":
+        unit = list(SECOND_SCALES)[list(SECOND_SCALES).index(unit) - 1]
     return unit, SECOND_SCALES[unit]
 
 

@@ -8,6 +8,7 @@ its raw per-request records; variants with missing or hostile values are built f
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from pathlib import Path
@@ -239,10 +240,12 @@ def test_a_generate_request_has_its_own_traffic_and_roofline_point():
     run = _stored()
     spec = workloads.get("decoder").architecture("tiny")
     params = workloads.param_count(spec)
+    per_position = 2 * spec.layers * 4 * spec.kv_dim * 4          # keys and values, every layer, batch 4, fp32
     step = traffic.decode_bytes_per_step(spec, 4, 16, 8, "fp32")
-    assert step == params * 4 + kv_cache_bytes(spec, 4, round(16 + 4.5), 4)
+    assert step == params * 4 + per_position * (16 + 8 / 2)       # decode steps attend over 17 .. 23 positions
     prompt_spec = dataclasses.replace(spec, seq_len=16)
-    prefill = traffic.activation_elements_per_sample(prompt_spec) * 4 * 4 * 2 + params * 4
+    head_on_last_only = traffic.activation_elements_per_sample(prompt_spec) - 15 * spec.vocab
+    prefill = head_on_last_only * 4 * 4 * 2 + params * 4
     assert traffic.request_bytes(spec, 4, 16, 8, "fp32") == prefill + 7 * step
     assert traffic.bytes_per_step("decoder", "tiny", "generate", 4, "fp32", 16, 8) == prefill + 7 * step
     case = _case(run, "jax", 4)
@@ -251,3 +254,39 @@ def test_a_generate_request_has_its_own_traffic_and_roofline_point():
     assert point["bytes_per_step"] == prefill + 7 * step
     assert point["arithmetic_intensity"] == case["workload"]["flops_per_step"]["value"] / (prefill + 7 * step)
     assert point["bound"] in ("memory", "compute")
+
+
+def test_each_cell_says_what_its_heading_says():
+    """Literal cells of a made-up case: a swapped or mislabelled column fails here."""
+    figure = {"value": 0.002, "ci_low": 0.0015, "ci_high": 0.0025, "p50": 0.0019, "p90": 0.0021, "p99": 0.0031}
+    generation = {"prompt_tokens": 128, "new_tokens": 64,
+                  "ttft": {**figure, "value": 0.05, "ci_low": 0.04, "ci_high": 0.06},
+                  "tpot": figure, "request_latency": {"value": 0.18},
+                  "decode_tokens_per_s": {"value": 8000.0}, "decode_tokens_per_s_per_sequence": {"value": 500.0},
+                  "prefill_tokens_per_s": {"value": 40960.0}, "kv_cache": {"value": 3 * 2**20},
+                  "prefill_mfu": {"value": 0.25}, "decode_mfu": {"value": None, "reason": "no measured peaks"},
+                  "decode_bandwidth": {"value": 2.5e9}, "decode_bandwidth_fraction": {"value": 0.125}}
+    assert generation_cells("c", generation) == {
+        "case": "c", "prompt → new": "128 → 64", "TTFT (95% CI)": "50 ms (40 – 60)",
+        "TPOT (95% CI)": "2 ms (1.5 – 2.5)", "TPOT p50 / p90 / p99": "1.9 / 2.1 / 3.1 ms",
+        "decode tokens/s (total)": "8,000", "decode tokens/s per sequence": "500.0", "prefill tokens/s": "40,960",
+        "request": "180 ms", "KV cache": "3 MiB", "MFU prefill / decode": "25.0% / n/a",
+        "decode bandwidth": "2.5 GB/s (12.5% of peak)"}
+    assert seconds_with_ci(0.0009996, 0.0009, 0.0009998) == "1 ms (0.9 – 1)"  # never "1e+03 µs"
+
+
+def test_same_job_ab_interpreters_stay_separate_lines_and_boxes(tmp_path):
+    run = _stored()
+    twin = copy.deepcopy(run["cases"])
+    for label, cases in (("A", run["cases"]), ("B", twin)):
+        for case in cases:
+            case["spec"]["env"] = label
+            case["id"] = f"{case['id']}@{label}"
+    run["cases"] += twin
+    figures = _page(_write(run, tmp_path)).figures()
+    tokens = figures[f"{SECTION_ID}-tokens-0"]["data"]
+    assert sorted({t["name"] for t in tokens}) == sorted(f"{b} · {e}" for b in BACKENDS for e in "AB")
+    assert all(t["x"] == [1.0, 4.0] for t in tokens)
+    boxes = figures[f"{SECTION_ID}-distributions-1"]["data"]
+    ttft_torch_a = next(b for b in boxes if b["name"] == "torch · A" and b["xaxis"] == "x")
+    assert len(ttft_torch_a["y"]) == sum(len(_pooled(_case(_stored(), "torch", n))[0]) for n in (1, 4))

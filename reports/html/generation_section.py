@@ -3,7 +3,8 @@
 Per point of a generation sweep (workload-size, prompt and new tokens, precision, compile mode):
 
 * **tokens/s against batch**: decode tokens/s in total (batch / TPOT) on the left and prefill tokens/s
-  (batch x prompt / TTFT) on the right, one line per backend (and device/run where those vary). The
+  (batch x prompt / TTFT) on the right, one line per backend (and device, run and the interpreter of a
+  same-job A/B run where those vary). The
   error bars are the 95% CI across processes, carried over from TPOT's and TTFT's (a rate is a
   constant over a time, so the bounds swap).
 * **TTFT and TPOT distributions**: box plots of every measured request's TTFT and every decode step's
@@ -31,13 +32,17 @@ SECTION_ID = "generation"
 TITLE = "Generation (prefill and decode)"
 GROUP_COLUMNS = ["task", "prompt", "new_tokens", "precision", "compile"]
 DEFINED = ("ttft", "tpot", "decode_tokens_per_s", "decode_tokens_per_s_per_sequence", "prefill_tokens_per_s",
-           "request_latency", "kv_cache")
+           "request_latency")
 RATE_PANELS = (("decode_tokens_per_s", "tpot", "decode tokens/s (total)", "batch / TPOT"),
                ("prefill_tokens_per_s", "ttft", "prefill tokens/s", "batch × prompt / TTFT"))
 
 
 def generate_cases(data: ReportData):
-    return data.frame[data.frame["mode"] == "generate"]
+    """The generate cases, each with its ``line``: the series, plus the interpreter of a same-job A/B run."""
+    cases = data.frame[data.frame["mode"] == "generate"]
+    lines = [f"{series} · {env}" if env else str(series) for series, env in zip(cases["series"], cases["env"],
+                                                                              strict=True)]
+    return cases.assign(line=lines)
 
 
 def groups(data: ReportData) -> Iterator[tuple[str, Any]]:
@@ -78,13 +83,13 @@ def tokens_chart(data: ReportData, title: str, rows, key: str) -> Chart:
     figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
                            subplot_titles=tuple(panel[2] for panel in RATE_PANELS))
     ok = rows[rows["status"] == "ok"]
-    for series, group in ok.groupby("series", sort=False):
-        style = _style(data, series, group["backend"].iloc[0])
+    for line, group in ok.groupby("line", sort=False):
+        style = _style(data, group["series"].iloc[0], group["backend"].iloc[0])
         for col, (column, timed, label, formula) in enumerate(RATE_PANELS, start=1):
             plus, minus = rate_bounds(group, timed, column)
             figure.add_scatter(
                 x=chart_kinds._numbers(group["batch_size"]), y=chart_kinds._numbers(group[column]), row=1, col=col,
-                name=plot_text(series), legendgroup=plot_text(series), showlegend=col == 1, mode="lines+markers",
+                name=plot_text(line), legendgroup=plot_text(line), showlegend=col == 1, mode="lines+markers",
                 error_y={"type": "data", "symmetric": False, "array": plus, "arrayminus": minus}, **style,
                 customdata=[[plot_text(case)] for case in group["case_id"]],
                 hovertemplate=f"%{{customdata[0]}}<br>batch %{{x}}: %{{y:,.4g}} {label} ({formula})"
@@ -110,16 +115,16 @@ def distribution_chart(data: ReportData, title: str, rows, key: str) -> Chart:
     figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
                            subplot_titles=("time to first token (ms)", "time per output token (ms)"))
     ok = rows[rows["status"] == "ok"]
-    for series, group in ok.groupby("series", sort=False):
+    for line, group in ok.groupby("line", sort=False):
         colour = data.colours.get(group["backend"].iloc[0], "#888")
-        shade = BOX_SHADES[PATTERNS.index(data.patterns.get(series, "")) % len(BOX_SHADES)]
+        shade = BOX_SHADES[PATTERNS.index(data.patterns.get(group["series"].iloc[0], "")) % len(BOX_SHADES)]
         for col, column in enumerate(("ttft_samples_s", "tpot_samples_s"), start=1):
             xs, ys = [], []
             for batch, samples in zip(group["batch_size"], group[column], strict=True):
                 kept = thin(samples)
                 xs.extend([f"bs{whole(batch)}"] * len(kept))
                 ys.extend(sample * 1e3 for sample in kept)
-            figure.add_box(x=xs, y=ys, row=1, col=col, name=plot_text(series), legendgroup=plot_text(series),
+            figure.add_box(x=xs, y=ys, row=1, col=col, name=plot_text(line), legendgroup=plot_text(line),
                            showlegend=col == 1, boxpoints="outliers", line={"width": 1.2, "color": colour},
                            fillcolor=chart_kinds._with_alpha(colour, shade), marker={"color": colour, "size": 3})
     layout = chart_kinds._base_layout(
