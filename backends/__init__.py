@@ -49,12 +49,18 @@ class BackendEntry:
     gpu_install_hint: str = ""
     # Where the entry came from: "built in", the entry point's distribution, or the environment variable.
     origin: str = "built in"
+    # Whether the framework's LSTM layer carries two bias vectors per gate set (input and hidden, the cuDNN
+    # layout: PyTorch, Paddle) rather than one (Keras, Flax): the expected parameter count depends on it.
+    lstm_second_bias: bool = False
+    # Environment variables that change how the framework runs (regular expressions, each with why): run
+    # files record them and the machine's fingerprint includes them (harness.env_capture).
+    env_vars: tuple[tuple[str, str], ...] = ()
 
 
 _BUILTIN = (
     BackendEntry("torch", "tribench.backends.torch.adapter", ("torch",), "pip install -e '.[torch]'",
                  gpu_install_hint="pip install torch --index-url https://download.pytorch.org/whl/cu128 (a CUDA build)",
-                 packages=("torch", "torchvision", "torchaudio"), compile_modes=(
+                 packages=("torch", "torchvision", "torchaudio"), lstm_second_bias=True, compile_modes=(
         ("native", "eager PyTorch"), ("compiled", "torch.compile (TorchInductor)"),
         ("op-by-op", "eager PyTorch (the same as native)"))),
     BackendEntry(
@@ -72,6 +78,15 @@ _BUILTIN = (
                  packages=("jax", "jaxlib", "flax", "optax", "orbax"), compile_modes=(
                      ("native", "jax.jit (XLA)"), ("compiled", "jax.jit (XLA; the same program as native)"),
                      ("op-by-op", "no jax.jit: every op dispatched on its own"))),
+    BackendEntry("paddle", "tribench.backends.paddle.adapter", ("paddle",), "pip install -e '.[paddle]'",
+                 gpu_install_hint="pip install paddlepaddle-gpu==3.3.1 -i "
+                                  "https://www.paddlepaddle.org.cn/packages/stable/cu126/ (a CUDA build)",
+                 packages=("paddle", "paddlenlp"), lstm_second_bias=True,
+                 env_vars=((r"FLAGS_[A-Za-z0-9_]+", "PaddlePaddle runtime flags (FLAGS_*)"),
+                           (r"PADDLE_[A-Z0-9_]+", "PaddlePaddle's distributed and runtime settings")),
+                 compile_modes=(("native", "dygraph (eager Paddle)"),
+                                ("compiled", "paddle.jit.to_static (CINN where Paddle was built with it)"),
+                                ("op-by-op", "dygraph (the same as native)"))),
 )
 
 EXTRA_ENV = "TRIBENCH_EXTRA_BACKENDS"
@@ -166,6 +181,17 @@ def get(name: str):
     if not callable(factory):
         raise ImportError(f"backend {name} ({found.origin}): module {found.module} has no backend() function")
     return factory()
+
+
+def lstm_second_bias(name: str) -> bool:
+    """Whether backend ``name``'s LSTM carries two bias vectors (False for a name this process does not know)."""
+    known = entries().get(name)
+    return known.lstm_second_bias if known else False
+
+
+def env_var_reasons() -> tuple[tuple[str, str], ...]:
+    """(pattern, why) of every registered backend's environment variables (``BackendEntry.env_vars``)."""
+    return tuple(pair for entry in entries().values() for pair in entry.env_vars)
 
 
 def gpu_install_hint(name: str) -> str:

@@ -8,12 +8,15 @@
 # 2. `tribench peak --device gpu` (matmul peaks per precision, copy bandwidth: the MFU reference);
 # 3. every backend's tiny cnn and transformer training on the GPU, in every precision and both
 #    compile modes (native, compiled), energy on (NVML), one process each;
-# 4. sustained throughput against a bare loop of the same model (benchmarks/sustained_vs_bare_loop.py);
-# 5. one table: each case's throughput, latency, energy per sample, MFU, device peak memory, and the
+# 4. the decoder's generate mode (TTFT, TPOT, decode bandwidth) at batch 1 and 16, native and compiled
+#    (torch.compile with a static cache, jax.jit, tf.function/XLA, paddle.jit.to_static);
+# 5. sustained throughput against a bare loop of the same model (benchmarks/sustained_vs_bare_loop.py);
+# 6. one table: each case's throughput, latency, energy per sample, MFU, device peak memory, and the
 #    bare-loop ratio (benchmarks/gpu_check_table.py).
 #
 # Each step has its own time limit, so a hang in one leaves the others' results. PY and OUT override
-# the interpreter and the output folder.
+# the interpreter and the output folder. Paddle runs on the GPU only with its CUDA build installed
+# (README "Installing"); with [all]'s CPU wheel its GPU cases are skipped with that reason.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -30,11 +33,18 @@ timeout 120 "$PY" -m tribench peak --device gpu --json > "$OUT/peak.json" 2> "$O
   || echo "peak: exit $? (see $OUT/peak.log)" >&2
 
 step "tribench run: tiny cases, every precision, native and compiled, energy on"
-timeout 330 "$PY" -m tribench run --device gpu --backend torch,tensorflow,jax --workload cnn,transformer \
+timeout 330 "$PY" -m tribench run --device gpu --backend torch,tensorflow,jax,paddle --workload cnn,transformer \
   --size tiny --mode train --precision fp32,tf32,bf16,fp16 --compile native,compiled --processes 1 \
   --min-time 0.3 --max-time 2 --sustained-time 0.3 --idle-baseline 1 --timeout 120 \
   --output "$OUT/run.json" > "$OUT/run.txt" 2> "$OUT/run.log" \
   || echo "run: exit $? (see $OUT/run.log)" >&2
+
+step "tribench run: the decoder's generate mode"
+timeout 150 "$PY" -m tribench run --device gpu --backend torch,tensorflow,jax,paddle --workload decoder --size small \
+  --mode generate --batch 1,16 --prompt 128 --new-tokens 64 --compile native,compiled --processes 1 \
+  --min-time 0.3 --max-time 2 --idle-baseline 0 --timeout 90 \
+  --output "$OUT/generate.json" > "$OUT/generate.txt" 2> "$OUT/generate.log" \
+  || echo "generate: exit $? (see $OUT/generate.log)" >&2
 
 step "sustained throughput against a bare loop"
 timeout 100 "$PY" benchmarks/sustained_vs_bare_loop.py --processes 1 --pairs 3 --device gpu --workload cnn,transformer \

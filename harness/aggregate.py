@@ -13,6 +13,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from tribench import backends
 from tribench.core.spec import CaseSpec
 from tribench.harness.distributed_metrics import data_parallel_efficiency, global_metrics
 from tribench.harness.efficiency import case_efficiency
@@ -107,7 +108,8 @@ def workload_facts(spec: CaseSpec, repeats: list[dict[str, Any]] | None = None) 
     workload = workloads.get(spec.workload)
     facts = {
         "flops_per_step": step_flops(spec, repeats),
-        "expected_params": workload.expected_params(spec.size, lstm_second_bias=spec.backend == "torch"),
+        "expected_params": workload.expected_params(spec.size,
+                                                    lstm_second_bias=backends.lstm_second_bias(spec.backend)),
         "tokens_per_sample": tokens_per_sample(spec),
     }
     if not workloads.is_builtin(spec.workload):

@@ -4,7 +4,8 @@ A run file must say which settings the frameworks ran under (thread counts, allo
 visible devices, oneDNN and cuDNN switches), and must never carry a credential. Capturing every
 variable under a prefix did both (``TF_`` is also Terraform's prefix: ``TF_TOKEN_<host>``,
 ``TF_VAR_*``), so variables are captured by exact name (``BY_NAME``) or by a documented pattern
-(``BY_PATTERN``), each with a one-line reason. Whatever the rule, a variable whose name looks
+(``BY_PATTERN``, or a backend's own in its registry entry: ``backends.BackendEntry.env_vars``), each with
+a one-line reason. Whatever the rule, a variable whose name looks
 secret is withheld, and a value that looks like a credential is replaced by ``<redacted>``
 (``harness.redaction``); the run file lists both, with why (``capture``).
 """
@@ -15,6 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from tribench import backends
 from tribench.harness.redaction import REDACTED, credential_value_reason, secret_name_reason
 
 BY_NAME: dict[str, str] = {
@@ -111,10 +113,12 @@ class Captured:
 
 
 def reason_to_capture(name: str) -> str | None:
-    """Why ``name`` is recorded (its entry in BY_NAME or the pattern it matches), or None."""
+    """Why ``name`` is recorded (its entry in BY_NAME, or a pattern of BY_PATTERN or of a backend's registry entry),
+    or None."""
     if name in BY_NAME:
         return BY_NAME[name]
-    return next((why for pattern, why in BY_PATTERN if re.fullmatch(pattern, name)), None)
+    patterns = BY_PATTERN + backends.env_var_reasons()
+    return next((why for pattern, why in patterns if re.fullmatch(pattern, name)), None)
 
 
 def capture(environ: Mapping[str, str]) -> Captured:

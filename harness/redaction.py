@@ -33,6 +33,7 @@ MIN_TOKEN_LENGTH = 20  # a known prefix and this long: AWS access key ids are 20
 MIN_RANDOM_LENGTH = 24  # keys without a known prefix are longer (AWS secret keys 40, most API keys 32+)
 MIN_RANDOM_RUN = 16  # letters and digits without a separator: keys have them, snake_case identifiers do not
 MIN_RANDOM_BITS_PER_CHAR = 3.5
+CAMEL_CASE = re.compile(r"(?:[A-Z]?[a-z]+[0-9]*|[0-9]+|_)+")  # words: an optional capital, lower case, digits
 
 
 def _words(name: str) -> list[str]:
@@ -62,10 +63,12 @@ def _bits_per_char(text: str) -> float:
 
 def looks_random(text: str) -> bool:
     """A long word mixing upper case, lower case and digits with high entropy and a long unbroken run of them:
-    an API key, not an identifier or a hex digest (commit ids and hashes are lower-case hex and stay)."""
+    an API key, not an identifier or a hex digest (commit ids and hashes are lower-case hex and stay). A
+    CamelCase identifier (every capital starts a lower-case word: Paddle's ``Global_Conv2dGradNodeFinal``) is
+    not random: a random key of that length almost always has two capitals in a row or a capital at its end."""
     core = text.strip()
     longest_run = max((len(run) for run in re.findall(r"[A-Za-z0-9]+", core)), default=0)
-    return (len(core) >= MIN_RANDOM_LENGTH and longest_run >= MIN_RANDOM_RUN
+    return (len(core) >= MIN_RANDOM_LENGTH and longest_run >= MIN_RANDOM_RUN and not CAMEL_CASE.fullmatch(core)
             and any(c.isupper() for c in core) and any(c.islower() for c in core)
             and any(c.isdigit() for c in core) and _bits_per_char(core) >= MIN_RANDOM_BITS_PER_CHAR)
 

@@ -15,6 +15,8 @@ What each backend expects in ``Parts``:
 * ``jax``: ``model`` a pure function ``apply(params, inputs) -> outputs``; ``params`` the parameter
   pytree (every leaf trainable); ``loss(outputs, targets)`` a scalar array. The builder gets the
   compute dtype in ``BuildRequest.compute_dtype`` and applies it itself.
+* ``paddle``: ``model`` a ``paddle.nn.Layer``; ``inputs`` a tensor, a tuple or a dict (as torch);
+  ``loss(outputs, targets)`` a scalar tensor. The forward pass runs under the case's ``paddle.amp.auto_cast``.
 
 A builder may be given as the function or as ``"module:function"``: the string form keeps the
 plugin's own module free of framework imports (tribench imports it in its parent process to list it,
@@ -67,7 +69,7 @@ class BuildRequest:
     mode: str                   # "train" | "infer"
     precision: str              # fp32 | tf32 | bf16 | fp16
     compute_dtype: str          # float32 | bfloat16 | float16: what the precision computes in
-    device: Any                 # the framework's device (torch.device, jax.Device, a TensorFlow device name)
+    device: Any                 # the framework's device (torch.device, jax.Device, a TensorFlow or Paddle device name)
     seed: int
 
 

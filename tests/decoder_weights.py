@@ -1,5 +1,5 @@
-"""One set of decoder weights in PyTorch's layout (a ``state_dict`` saved with numpy) loaded into the Flax and
-Keras decoders: kernels are PyTorch's Linear weights transposed; the names are each module's own
+"""One set of decoder weights in PyTorch's layout (a ``state_dict`` saved with numpy) loaded into the Flax, Keras
+and Paddle decoders: kernels are PyTorch's Linear weights transposed; the names are each module's own
 (``backends/*/decoder.py`` document them). Imported by the tests' per-framework subprocesses."""
 
 from __future__ import annotations
@@ -34,3 +34,14 @@ def assign_keras(model: Any, data: Any) -> None:
         block.mlp_norm.scale.assign(data[prefix + "mlp_norm.weight"])
         for name in LINEAR:
             getattr(block, name).kernel.assign(data[prefix + name + ".weight"].T)
+
+
+def assign_paddle(model: Any, data: Any) -> None:
+    """PyTorch's weights set into the Paddle Decoder's parameters (the same names; Linear weights transposed)."""
+    import numpy as np
+
+    for name, parameter in model.named_parameters():
+        value = data[name]
+        if name.rsplit(".", 2)[-2] in LINEAR:
+            value = value.T
+        parameter.set_value(np.ascontiguousarray(value))

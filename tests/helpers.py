@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_BACKEND = "fake=tests.fakes.backend"
+
+
+@contextlib.contextmanager
+def paddle_import() -> Iterator[None]:
+    """Import Paddle in this test process without its side effects on the rest of the session: importing paddle
+    sets ``OMP_NUM_THREADS=1`` and ``CUSTOM_DEVICE_ROOT`` in ``os.environ`` (which every later CLI run and worker
+    would inherit) and warns "No ccache found" (its C++-extension builder)."""
+    saved = dict(os.environ)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
+        yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def fake_env(behaviour: str = "", **extra: str) -> dict[str, str]:

@@ -18,7 +18,7 @@ from tribench.harness.results import load_run
 from tribench.suites import Matrix, expand, workloads
 from tribench.suites.workloads import generation_flops, kv_cache_bytes
 
-BACKENDS = ["torch", "tensorflow", "jax"]
+BACKENDS = ["torch", "tensorflow", "jax", "paddle"]
 PROMPT, NEW = 8, 12
 QUICK = ("--processes", "2", "--min-time", "0.05", "--max-time", "0.3", "--no-energy", "--idle-baseline", "0",
          "--min-steps", "3")
@@ -95,6 +95,21 @@ gen.prompt = torch.as_tensor(data["prompt"])
 np.save(sys.argv[2], gen.generate().numpy())
 """
 
+PADDLE = f"""
+import sys, numpy as np, paddle
+from tests.decoder_weights import assign_paddle
+from tribench.backends.paddle import generate
+from tribench.core.spec import CaseSpec
+from tribench.suites import workloads
+data = np.load(sys.argv[1])
+spec = workloads.get("decoder").architecture("tiny")
+case = CaseSpec("paddle", "decoder", "tiny", "generate", 2, compile=sys.argv[3], prompt={PROMPT}, new_tokens={NEW})
+generator = generate.make_generator(spec, case, lambda: None)
+assign_paddle(generator.model, data)
+generator.prompt = paddle.to_tensor(data["prompt"])
+np.save(sys.argv[2], generator.generate().numpy())
+"""
+
 
 def _python(code: str, *args: str) -> None:
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300,
@@ -118,11 +133,13 @@ def test_pytorch_s_cached_greedy_tokens_are_those_of_full_forward_passes(torch_t
 
 @pytest.mark.parametrize("framework, compile", [("torch", "compiled"), ("jax", "native"), ("jax", "op-by-op"),
                                                 ("tensorflow", "native"), ("tensorflow", "compiled"),
-                                                ("tensorflow", "op-by-op")])
+                                                ("tensorflow", "op-by-op"), ("paddle", "native"),
+                                                ("paddle", "compiled")])
 def test_the_same_weights_generate_the_same_tokens_in_every_framework(torch_tokens, tmp_path, framework, compile):
     weights, data = torch_tokens
     out = tmp_path / "tokens.npy"
-    _python({"torch": TORCH, "jax": JAX, "tensorflow": TENSORFLOW}[framework], str(weights), str(out), compile)
+    _python({"torch": TORCH, "jax": JAX, "tensorflow": TENSORFLOW, "paddle": PADDLE}[framework], str(weights), str(out),
+            compile)
     assert np.load(out).tolist() == data["tokens"].tolist()
 
 

@@ -12,11 +12,14 @@ from tribench.harness.results import load_run
 
 
 def test_each_built_in_backend_blocks_the_others_packages():
-    assert packages_to_block("torch") == ("flax", "jax", "jaxlib", "keras", "optax", "orbax", "tensorflow",
-                                          "tf_keras")
-    assert packages_to_block("tensorflow") == ("flax", "jax", "jaxlib", "optax", "orbax", "torch", "torchaudio",
-                                               "torchvision")
-    assert packages_to_block("jax") == ("keras", "tensorflow", "tf_keras", "torch", "torchaudio", "torchvision")
+    assert packages_to_block("torch") == ("flax", "jax", "jaxlib", "keras", "optax", "orbax", "paddle", "paddlenlp",
+                                          "tensorflow", "tf_keras")
+    assert packages_to_block("tensorflow") == ("flax", "jax", "jaxlib", "optax", "orbax", "paddle", "paddlenlp",
+                                               "torch", "torchaudio", "torchvision")
+    assert packages_to_block("jax") == ("keras", "paddle", "paddlenlp", "tensorflow", "tf_keras", "torch", "torchaudio",
+                                        "torchvision")
+    assert packages_to_block("paddle") == ("flax", "jax", "jaxlib", "keras", "optax", "orbax", "tensorflow",
+                                           "tf_keras", "torch", "torchaudio", "torchvision")
     assert packages_to_block("fake") == ()  # an out-of-tree backend: we do not know what it needs
 
 

@@ -7,18 +7,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pytest
 
-with warnings.catch_warnings():  # paddle warns "No ccache found" on import (its C++-extension builder)
-    warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
+from tests.helpers import paddle_import
+
+with paddle_import():  # without paddle's import-time OMP_NUM_THREADS=1 leaking into later tests
     import paddle
     import paddle.nn.functional as F
-    from paddle.hapi import dynamic_flops
 
-    from tribench.backends.paddle import decoder, models
+    from tribench.backends.paddle import decoder, flops, models
 
 from tests.helpers import ROOT
 from tribench.suites import workloads
@@ -132,30 +131,10 @@ def test_build_model_refuses_an_unknown_architecture():
 
 
 def counted_flops(model: paddle.nn.Layer, inputs: paddle.Tensor) -> int:
-    """What ``paddle.flops`` counts: its per-layer functions (``paddle.hapi.dynamic_flops.register_hooks``) as
-    forward post-hooks on the leaf layers, one forward pass in eval mode without gradients, summed.
-
-    ``paddle.flops`` itself does exactly this and then builds a summary table with ``int()`` of 1-element
-    tensors, which NumPy 2.4 (tribench's pin) refuses (TypeError; Paddle's fix, PR 77010, is not in 3.3.1),
-    so it cannot return here. Its inputs are ``paddle.randn``: token models need integer inputs anyway.
-    """
-    counted = [layer for layer in model.sublayers(include_self=True)
-               if type(layer) in dynamic_flops.register_hooks and not layer.sublayers()]
-    handles = []
-    for layer in counted:
-        layer.total_ops = 0
-        handles.append(layer.register_forward_post_hook(dynamic_flops.register_hooks[type(layer)]))
+    """What ``paddle.flops`` counts (``backends.paddle.flops.counted_macs``: its per-layer functions), one forward
+    pass in eval mode. Its own inputs are ``paddle.randn``: token models need integer inputs anyway."""
     model.eval()
-    try:
-        with paddle.no_grad():
-            model(inputs)
-    finally:
-        for handle in handles:
-            handle.remove()
-    total = sum(int(layer.total_ops) for layer in counted)
-    for layer in counted:
-        del layer.total_ops
-    return total
+    return flops.counted_macs(model, lambda: model(inputs))
 
 
 def one_sample(spec) -> paddle.Tensor:

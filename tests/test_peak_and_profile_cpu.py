@@ -45,7 +45,7 @@ def theoretical_fp32_max() -> float:
     return os.cpu_count() * highest_clock_hz() * FLOP_PER_CYCLE_PER_CORE
 
 
-INSTALLED = [name for name in ("torch", "tensorflow", "jax") if backends.is_installed(name)]
+INSTALLED = [name for name in ("torch", "tensorflow", "jax", "paddle") if backends.is_installed(name)]
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +74,8 @@ def rows(report: dict) -> dict[str, dict]:
     return {row["backend"]: row for row in report["rows"] if row["device"] == "cpu"}
 
 
-def test_three_frameworks_are_installed_here():
-    assert INSTALLED == ["torch", "tensorflow", "jax"]
+def test_four_frameworks_are_installed_here():
+    assert INSTALLED == ["torch", "tensorflow", "jax", "paddle"]
 
 
 def test_peak_fp32_is_positive_and_below_the_cpus_theoretical_maximum(measured):
@@ -125,7 +125,7 @@ def test_profile_writes_a_trace_for_each_backend_with_its_top_operators(measured
         assert trace.is_file() and trace.stat().st_size > 0
         assert str(trace).startswith(str(measured["run_file"].parent / "run-traces"))
         assert profile["open_with"]
-        assert profile["operators"], profile.get("operators_reason")   # all three read offline here
+        assert profile["operators"], profile.get("operators_reason")   # all four read offline here
 
 
 @pytest.mark.parametrize("backend", ["torch", "jax"])

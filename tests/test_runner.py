@@ -115,7 +115,7 @@ def test_sigterm_ends_a_run_like_ctrl_c(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--backend", "nope"], "error: unknown backend 'nope'; valid choices: torch, tensorflow, jax, fake"),
+    (["--backend", "nope"], "error: unknown backend 'nope'; valid choices: torch, tensorflow, jax, paddle, fake"),
     (["--workload", "gan"], "error: unknown workload 'gan'; valid choices: cnn, rnn, transformer, decoder, "
                                "hf:<model type or config.json>, path/to/model.py:NAME"),
     (["--size", "huge"], "error: unknown size 'huge'; valid choices: tiny, small, standard"),

@@ -68,7 +68,9 @@ def test_secret_names(name, secret):
     ("AKIAIOSFODNN7EXAMPLE", True), ("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", True),
     ("0123456789abcdef0123456789abcdef01234567", False),  # a commit id stays
     ("--xla_force_host_platform_device_count=2", False), ("cudnn_v8_API_enabled_for_all", False),
-    ("https://example.com/path", False), ("max_split_size_mb:128", False)])
+    ("https://example.com/path", False), ("max_split_size_mb:128", False),
+    ("Global_Conv2dGradNodeFinal", False), ("Global_BatchNormGradNodeFinal", False),  # Paddle's operator names
+    ("Kx9fQ2mZp7LwR4tYb8NcV3hJ", True), ("q8ZrT5vLm2XwK9pN4bY7cHj3Fd", True)])  # random keys, mixed case
 def test_credential_values(value, credential):
     assert (credential_value_reason(value) is not None) is credential
 

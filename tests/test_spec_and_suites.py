@@ -40,11 +40,11 @@ def test_bad_batch_sizes(text):
         parse_batch_size(text)
 
 
-def test_smoke_suite_is_18_cases_with_backends_side_by_side():
+def test_smoke_suite_is_24_cases_with_backends_side_by_side():
     specs = expand(suite_file.load("smoke"), backends.names())
-    assert len(specs) == 18
-    assert [s.backend for s in specs[:3]] == ["torch", "tensorflow", "jax"]
-    assert {(s.workload, s.size, s.mode, s.batch_size, s.precision, s.compile, s.device) for s in specs[:3]} == {
+    assert len(specs) == 24
+    assert [s.backend for s in specs[:4]] == ["torch", "tensorflow", "jax", "paddle"]
+    assert {(s.workload, s.size, s.mode, s.batch_size, s.precision, s.compile, s.device) for s in specs[:4]} == {
         ("cnn", "tiny", "train", 32, "fp32", "native", "auto")}
     assert {s.workload for s in specs} == {"cnn", "rnn", "transformer"}
 

@@ -49,18 +49,18 @@ def test_the_installed_example_plugin_is_listed_with_its_origin(example_site, tm
     assert listed.returncode == 0, listed.stderr
     rows = [line for line in listed.stdout.splitlines() if line.startswith("│ mlp ")]
     assert [row.split("│")[2].strip() for row in rows] == ["tiny", "small"]
-    assert "26,122" in rows[0] and "torch, tensorflow, jax" in rows[0]
+    assert "26,122" in rows[0] and "torch, tensorflow, jax, paddle" in rows[0]
     assert "entry point tribench_mlp:WORKLOAD of" in rows[0]
 
 
 def test_the_installed_example_plugin_runs_in_every_framework_it_declares(example_site, tmp_path):
     out = tmp_path / "run.json"
-    done = tribench_in(tmp_path, "run", "--backend", "torch,tensorflow,jax", "--workload", "mlp", "--size", "tiny",
-                       "--mode", "train,infer", *QUICK, "-o", str(out), env=example_site)
+    done = tribench_in(tmp_path, "run", "--backend", "torch,tensorflow,jax,paddle", "--workload", "mlp",
+                       "--size", "tiny", "--mode", "train,infer", *QUICK, "-o", str(out), env=example_site)
     assert done.returncode == 0, done.stderr
     cases = load_run(out)["cases"]
     assert sorted((c["spec"]["backend"], c["spec"]["mode"], c["status"]) for c in cases) == sorted(
-        (backend, mode, "ok") for backend in ("torch", "tensorflow", "jax") for mode in ("train", "infer"))
+        (backend, mode, "ok") for backend in ("torch", "tensorflow", "jax", "paddle") for mode in ("train", "infer"))
     for case in cases:  # the plugin's analytic counts, and every framework built exactly that model
         assert case["metrics"]["params"]["value"] == case["workload"]["expected_params"] == 26_122
         forward = 2 * (64 * 128 + 128 * 128 + 128 * 10) * 32
@@ -74,25 +74,27 @@ def test_a_workload_file_in_the_current_folder_runs_and_bad_plugins_fail_alone(t
         shutil.copy(FILES / name, tmp_path / name)
     out = tmp_path / "run.json"
     workloads = "counted.py:counted,bad.py:raising,bad.py:per_sample,bad.py:torch_only,broken.py:gone"
-    done = tribench_in(tmp_path, "run", "--backend", "torch,tensorflow,jax", "--workload", workloads,
+    done = tribench_in(tmp_path, "run", "--backend", "torch,tensorflow,jax,paddle", "--workload", workloads,
                        "--size", "tiny", "--mode", "train", "--batch", "8", *QUICK, "-o", str(out))
     assert done.returncode == 0, done.stderr
     cases = cases_by_id(out)
     point = "-tiny/train/bs8/fp32/native/cpu"
-    for backend in ("torch", "tensorflow", "jax"):
+    for backend in ("torch", "tensorflow", "jax", "paddle"):
         counted = cases[f"{backend}/counted{point}"]
         assert counted["status"] == "ok", counted.get("error")
         assert counted["metrics"]["params"]["value"] == 16 * 4 + 4
         assert counted["workload"]["expected_params"] is None
         assert counted["metrics"]["achieved_flops_per_s"]["value"] > 0
     flops = {backend: cases[f"{backend}/counted{point}"]["workload"]["flops_per_step"] for backend in
-             ("torch", "tensorflow", "jax")}
+             ("torch", "tensorflow", "jax", "paddle")}
     assert flops["torch"]["source"].startswith("torch.utils.flop_counter.FlopCounterMode over one forward and "
                                                "backward pass")
     assert flops["tensorflow"]["source"].startswith("tf.compat.v1.profiler float_operation()")
     assert flops["jax"]["source"].startswith("jax.jit(step).lower(...).cost_analysis()['flops']")
     forward = 2 * 8 * 16 * 4  # the matmul's multiply-adds; its backward needs only the weight gradient here
     assert flops["torch"]["value"] == 2 * forward
+    assert flops["paddle"]["source"].startswith("2 x paddle.flops's per-layer count")
+    assert flops["paddle"]["value"] == 3 * forward   # Linear's multiply-adds, and training as 3 x forward
     assert flops["tensorflow"]["value"] >= 2 * forward and flops["jax"]["value"] >= 2 * forward
 
     def outcome(case_id: str) -> tuple[str, str]:

@@ -34,7 +34,7 @@ WORKLOAD = Workload(
     description="multilayer perceptron (example plugin): ReLU dense layers, softmax cross-entropy",
     sizes=SIZES,
     builders={"torch": "tribench_mlp.torch_model:build", "tensorflow": "tribench_mlp.keras_model:build",
-              "jax": "tribench_mlp.jax_model:build"},
+              "jax": "tribench_mlp.jax_model:build", "paddle": "tribench_mlp.paddle_model:build"},
     params=params,
     forward_flops=forward_flops,
 )

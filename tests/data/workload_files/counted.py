@@ -49,5 +49,15 @@ def jax_build(request):
     return Parts(apply, features, labels, loss=loss, params=params)
 
 
+def paddle_build(request):
+    import paddle
+    import paddle.nn.functional as F
+
+    paddle.seed(request.seed)
+    features = paddle.randn([request.batch_size, FEATURES])
+    labels = paddle.randint(0, CLASSES, [request.batch_size])
+    return Parts(paddle.nn.Linear(FEATURES, CLASSES), features, labels, loss=F.cross_entropy)
+
+
 counted = Workload("counted", "a linear classifier defined in a file", {"tiny": {}},
-                   {"torch": torch_build, "tensorflow": keras_build, "jax": jax_build})
+                   {"torch": torch_build, "tensorflow": keras_build, "jax": jax_build, "paddle": paddle_build})
