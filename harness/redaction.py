@@ -33,7 +33,9 @@ MIN_TOKEN_LENGTH = 20  # a known prefix and this long: AWS access key ids are 20
 MIN_RANDOM_LENGTH = 24  # keys without a known prefix are longer (AWS secret keys 40, most API keys 32+)
 MIN_RANDOM_RUN = 16  # letters and digits without a separator: keys have them, snake_case identifiers do not
 MIN_RANDOM_BITS_PER_CHAR = 3.5
-CAMEL_CASE = re.compile(r"(?:[A-Z]?[a-z]+[0-9]*|[0-9]+|_)+")  # words: an optional capital, lower case, digits
+# An identifier whose every capital starts a lower-case word. Written without alternatives that overlap, so a
+# failed match is linear: every group starts at its capital, which the tail before it cannot take.
+CAMEL_CASE = re.compile(r"[a-z0-9_]*(?:[A-Z][a-z][a-z0-9_]*)*")
 
 
 def _words(name: str) -> list[str]:

@@ -75,6 +75,22 @@ def test_credential_values(value, credential):
     assert (credential_value_reason(value) is not None) is credential
 
 
+def test_failed_identifier_matches_take_linear_time():
+    """A long word that is almost an identifier ("a" * 200 + "-", a commit id + "-dirty") is scrubbed at once:
+    the identifier pattern has no overlapping alternatives to backtrack through."""
+    import time
+
+    from tribench.harness.redaction import CAMEL_CASE
+
+    words = ["a" * 200 + "-", "0123456789abcdef0123456789abcdef01234567-dirty", "Ab" * 100 + "-", "x_" * 100 + "Q"]
+    started = time.perf_counter()
+    for word in words:
+        scrub(word)
+        credential_value_reason(word)
+        assert CAMEL_CASE.fullmatch(word) is None
+    assert time.perf_counter() - started < 0.5
+
+
 def test_scrub_keeps_tracebacks_readable():
     text = ('File "/work/.venv/lib/python3.11/site-packages/Keras/x.py", line 3\n'
             "token ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8 url https://u:p4ss@h/x value hunter2-hunter2")

@@ -52,7 +52,8 @@ NAME = "paddle"
 COMPILE_MODES = ("native", "compiled", "op-by-op")
 CPU_MEMORY_REASON = ("a CPU build of Paddle keeps no allocator statistics (paddle.device.max_memory_allocated "
                      "is GPU/XPU only); the harness records the host process peak RSS")
-NO_CINN = "paddle.jit.to_static (this Paddle was built without CINN: the converted program runs on Paddle's executor)"
+NO_CINN = ("paddle.jit.to_static (without CINN: this Paddle was built without it, or the case is not on a GPU; the "
+           "converted program runs on Paddle's executor)")
 WITH_CINN = "paddle.jit.to_static with the CINN compiler pass"
 
 
@@ -207,7 +208,7 @@ class PaddleSession:
             self._scaler.scale(loss).backward()
             self._scaler.step(self._optimizer)
             self._scaler.update()
-        self._optimizer.clear_grad()
+        self._optimizer.clear_grad(set_to_zero=False)  # free the gradients, as torch's zero_grad(set_to_none=True)
         return loss.detach()
 
     def _infer_step(self) -> Any:
@@ -282,9 +283,10 @@ class GenerateSession(PaddleSession):
         return self.generator.requests
 
 
-def compiled_runner(model: Any) -> tuple[Any, str]:
-    """``paddle.jit.to_static`` of ``model`` (the whole forward as one program), with CINN where built with it."""
-    if paddle.is_compiled_with_cinn():
+def compiled_runner(model: Any, device: str) -> tuple[Any, str]:
+    """``paddle.jit.to_static`` of ``model`` (the whole forward as one program), with CINN where Paddle was built
+    with it and the case is on a GPU (Paddle applies CINN to CUDA places only)."""
+    if paddle.is_compiled_with_cinn() and device == "gpu":
         strategy = paddle.static.BuildStrategy()
         strategy.build_cinn_pass = True
         return paddle.jit.to_static(model, full_graph=True, build_strategy=strategy), WITH_CINN
@@ -296,7 +298,7 @@ def plugin_session(case: CaseSpec, device: str) -> PaddleSession:
     from tribench.backends.paddle import plugin
 
     built = plugin.plugin_session_parts(workloads.get(case.workload), case)
-    runner, how = (compiled_runner(built["model"]) if case.compile == "compiled"
+    runner, how = (compiled_runner(built["model"], device) if case.compile == "compiled"
                    else (built["model"], "dygraph (eager)"))
     session = PaddleSession(built["model"], plugin.feeder(runner), Batch(built["inputs"], built["targets"]), case,
                             device, loss=built["loss"])
@@ -319,13 +321,12 @@ def create_session(case: CaseSpec, device: str) -> PaddleSession:
     model.train() if case.mode == "train" else model.eval()
     batch = synthetic_batch(spec, case.batch_size)
     ranks = case.total_devices > 1
-    runner = paddle.DataParallel(model) if ranks and case.mode == "train" else model
-    how = "dygraph (eager)"
-    if case.compile == "compiled":
-        runner, how = compiled_runner(runner)
+    runner, how = compiled_runner(model, device) if case.compile == "compiled" else (model, "dygraph (eager)")
+    if ranks and case.mode == "train":  # around the converted model: to_static cannot convert DataParallel's forward
+        runner = paddle.DataParallel(runner)
     session = PaddleSession(model, runner, batch, case, device)
     session.info = {"compile": how}
-    if ranks:  # the worker times the steps inside this (a barrier first; the group left afterwards)
+    if ranks:  # the worker times the steps inside this (a barrier before and after)
         session.distributed_scope = distributed.scope
     return session
 

@@ -8,12 +8,16 @@ the backend's own rules (``backends.paddle.devices``); the rest are recorded una
 Bandwidth: ``paddle.assign(src, output=dst)`` between two preallocated buffers on the device, counted as
 2 x the buffer size (one read, one write), the STREAM "copy" convention.
 
+Threads: importing Paddle sets ``OMP_NUM_THREADS=1``; the CPU peak runs on every CPU the process may use
+(``paddle.base.core.set_num_threads``), as the other frameworks' peaks do by default.
+
 Timing: ``harness.peak_measure.time_op`` (warm-up, calibrated repeats, each synced:
 ``paddle.device.cuda.synchronize`` on a GPU; CPU dygraph ops are synchronous).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import paddle
@@ -65,6 +69,8 @@ def measure(device_kind: str, options: pm.PeakOptions) -> dict[str, Any]:
     if reason:
         raise ValueError(reason)
     paddle.set_device(devices.place_of(device_kind))
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    paddle.base.core.set_num_threads(threads)  # importing paddle set OMP_NUM_THREADS=1: every usable CPU instead
     facts = device_facts(device_kind)
     matmul = {}
     for precision in pm.PRECISIONS:
@@ -73,4 +79,5 @@ def measure(device_kind: str, options: pm.PeakOptions) -> dict[str, Any]:
                                                                                            options)
     name = facts.name if device_kind != "cpu" else pm.cpu_name()
     return pm.record(NAME, paddle.__version__, device_kind, name, options, matmul, _copy_peak(device_kind, options),
-                     "fp32", notes=["paddle's CPU math library pool: the worker's thread policy"])
+                     "fp32", notes=[f"paddle's CPU math library pool: {threads} threads "
+                                    "(paddle.base.core.set_num_threads, the CPUs this process may use)"])
