@@ -260,3 +260,26 @@ def test_compare_judges_ttft_tpot_and_decode_tokens_per_s_like_the_step_times(tm
                            "decode_bandwidth_fraction": "no measured peaks"}     # never 0: no peaks in this run
     assert generation["ttft"]["value"] == pytest.approx(0.013, rel=0.02)
     assert generation["decode_tokens_per_s"]["value"] == pytest.approx(4 / generation["tpot"]["value"])
+
+
+def test_a_request_times_the_prefill_to_its_read_and_each_decode_step_to_its_read(monkeypatch):
+    """``backends.greedy.timed_request``, which every backend's generate mode runs, on a fake clock: TTFT ends
+    after the first token's read (the sync), each TPOT spans one decode and its read, positions follow the prompt."""
+    from tribench.backends import greedy
+
+    clock, calls = iter(range(100)), []
+    monkeypatch.setattr(greedy.time, "perf_counter", lambda: float(next(clock)))
+
+    def read(token):
+        calls.append(("read", token))
+        return f"host {token}"
+
+    def decode(token, position):
+        calls.append(("decode", token, position))
+        return token + 1
+
+    tokens, record = greedy.timed_request(lambda: 10, decode, read, prompt_length=5, new_tokens=4)
+    assert tokens == ["host 10", "host 11", "host 12", "host 13"]
+    assert calls == [("read", 10), ("decode", 10, 5), ("read", 11), ("decode", 11, 6), ("read", 12),
+                     ("decode", 12, 7), ("read", 13)]
+    assert record == {"ttft_s": 1.0, "tpot_s": [1.0, 1.0, 1.0]}

@@ -10,7 +10,6 @@ and each decode step to its token read (TPOT).
 
 from __future__ import annotations
 
-import time
 from functools import partial
 from typing import Any
 
@@ -18,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tribench.backends.greedy import timed_request
 from tribench.backends.jax import adapter
 from tribench.backends.jax.decoder import forward_cached, new_cache, rope_tables
 from tribench.backends.jax.models import build_model
@@ -47,24 +47,19 @@ class JaxGenerateSession(adapter.JaxSession):
         self.cache_bytes = sum(leaf.nbytes for leaf in jax.tree.leaves(self.cache))
 
     def generate(self) -> np.ndarray:
-        """One request: the generated tokens [batch, new_tokens]; its TTFT and TPOTs appended to ``requests``."""
-        params, decode_s = self._state.params, []
-        begin = time.perf_counter()
-        logits, self.cache = self._forward(params, self.prompt, self.cache, jnp.asarray(0, jnp.int32), self.tables)
-        token = jnp.argmax(logits, axis=-1)
-        tokens = [np.asarray(token)]                        # the host read: the device has finished
-        first = time.perf_counter() - begin
-        position = self.prompt.shape[1]
-        for _ in range(self.new_tokens - 1):
-            tick = time.perf_counter()
-            logits, self.cache = self._forward(params, token[:, None], self.cache,
-                                               jnp.asarray(position, jnp.int32), self.tables)
-            token = jnp.argmax(logits, axis=-1)
-            tokens.append(np.asarray(token))
-            decode_s.append(time.perf_counter() - tick)
-            position += 1
-        self.requests.append({"ttft_s": first, "tpot_s": decode_s})
+        """One request (``backends.greedy``): the generated tokens [batch, new_tokens]; its TTFT and TPOTs appended
+        to ``requests``."""
+        tokens, record = timed_request(lambda: self._step(self.prompt, 0),
+                                       lambda token, at: self._step(token[:, None], at),
+                                       np.asarray, self.prompt.shape[1], self.new_tokens)  # the host read: synced
+        self.requests.append(record)
         return np.stack(tokens, axis=1)
+
+    def _step(self, tokens: Any, start: int) -> Any:
+        """The greedy token after ``tokens`` placed from ``start`` on; the cache carried (donated) through."""
+        logits, self.cache = self._forward(self._state.params, tokens, self.cache, jnp.asarray(start, jnp.int32),
+                                           self.tables)
+        return jnp.argmax(logits, axis=-1)
 
     def step(self) -> np.ndarray:
         return self.generate()

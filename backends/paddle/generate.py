@@ -11,11 +11,11 @@ the in-place writes into the cache (``decoder.forward_cached``).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import paddle
 
+from tribench.backends.greedy import timed_request
 from tribench.backends.paddle.amp import autocast
 from tribench.backends.paddle.decoder import Decoder, KVCache, forward_cached
 from tribench.core.spec import CaseSpec
@@ -54,24 +54,19 @@ class Generator:
     def _start(self, position: int) -> Any:
         return paddle.to_tensor(position, dtype="int64") if self.compiled else position
 
+    def _read(self, token: Any) -> Any:
+        self._sync()
+        return token.numpy()
+
     def generate(self) -> Any:
-        """One request: the generated tokens [batch, new_tokens]; its TTFT and TPOTs appended to ``requests``."""
-        tokens, decode_s = [], []
-        begin = time.perf_counter()
+        """One request (``backends.greedy``): the generated tokens [batch, new_tokens]; its TTFT and TPOTs appended
+        to ``requests``."""
         with paddle.no_grad(), autocast(self._precision):
-            token = self._prefill(self.prompt, self._start(0)).argmax(-1)
-            self._sync()
-            tokens.append(token.numpy())
-            first = time.perf_counter() - begin
-            position = self.prompt.shape[1]
-            for _ in range(self.new_tokens - 1):
-                tick = time.perf_counter()
-                token = self._decode(token[:, None], self._start(position)).argmax(-1)
-                self._sync()
-                tokens.append(token.numpy())
-                decode_s.append(time.perf_counter() - tick)
-                position += 1
-        self.requests.append({"ttft_s": first, "tpot_s": decode_s})
+            tokens, record = timed_request(
+                lambda: self._prefill(self.prompt, self._start(0)).argmax(-1),
+                lambda token, position: self._decode(token[:, None], self._start(position)).argmax(-1),
+                self._read, self.prompt.shape[1], self.new_tokens)
+        self.requests.append(record)
         return paddle.to_tensor(tokens).transpose([1, 0])
 
 

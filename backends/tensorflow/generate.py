@@ -10,7 +10,6 @@ and each decode step to its token read (TPOT).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import keras
@@ -18,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from tribench.backends.base import CaseSkipped
+from tribench.backends.greedy import timed_request
 from tribench.backends.tensorflow import adapter, devices
 from tribench.backends.tensorflow.decoder import forward_cached, new_cache
 from tribench.backends.tensorflow.models import build_model
@@ -35,23 +35,19 @@ class Generator:
         self.requests: list[dict[str, Any]] = []
 
     def generate(self) -> np.ndarray:
-        decode_s = []
-        begin = time.perf_counter()
-        logits, self.keys, self.values = self._forward(self.prompt, self.keys, self.values, tf.constant(0))
-        token = tf.argmax(logits, axis=-1, output_type=tf.int32)
-        tokens = [token.numpy()]                              # the host read: the device has finished
-        first = time.perf_counter() - begin
-        position = int(self.prompt.shape[1])
-        for _ in range(self.new_tokens - 1):
-            tick = time.perf_counter()
-            logits, self.keys, self.values = self._forward(token[:, None], self.keys, self.values,
-                                                           tf.constant(position))
-            token = tf.argmax(logits, axis=-1, output_type=tf.int32)
-            tokens.append(token.numpy())
-            decode_s.append(time.perf_counter() - tick)
-            position += 1
-        self.requests.append({"ttft_s": first, "tpot_s": decode_s})
+        """One request (``backends.greedy``): the generated tokens [batch, new_tokens]; its TTFT and TPOTs appended
+        to ``requests``."""
+        tokens, record = timed_request(lambda: self._step(self.prompt, 0),
+                                       lambda token, at: self._step(token[:, None], at),
+                                       lambda token: token.numpy(), int(self.prompt.shape[1]),  # the host read: synced
+                                       self.new_tokens)
+        self.requests.append(record)
         return np.stack(tokens, axis=1)
+
+    def _step(self, tokens: tf.Tensor, start: int) -> tf.Tensor:
+        """The greedy token after ``tokens`` placed from ``start`` on; the cache passed through and returned."""
+        logits, self.keys, self.values = self._forward(tokens, self.keys, self.values, tf.constant(start))
+        return tf.argmax(logits, axis=-1, output_type=tf.int32)
 
 
 def build_session(case: CaseSpec, spec: DecoderSpec, memory_growth: dict[str, Any]) -> adapter.TensorFlowSession:

@@ -10,11 +10,11 @@ compiled decode step for every position, the way static KV caches are compiled).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import torch
 
+from tribench.backends.greedy import timed_request
 from tribench.backends.torch.decoder import Decoder, KVCache, forward_cached
 from tribench.suites.workloads import DecoderSpec
 
@@ -43,26 +43,20 @@ class Generator:
     def _start(self, position: int) -> int | torch.Tensor:
         return torch.tensor(position, device=self.prompt.device) if self.compiled else position
 
-    def generate(self) -> torch.Tensor:
-        """One request: the generated tokens [batch, new_tokens]; its TTFT and TPOTs appended to ``requests``."""
-        tokens, decode_s = [], []
-        begin = time.perf_counter()
-        with torch.inference_mode(), self._autocast:
-            token = self._prefill(self.prompt, self._start(0)).argmax(-1)
-            self._sync()
-            tokens.append(token.cpu())
-            first = time.perf_counter() - begin
-            position = self.prompt.shape[1]
-            for _ in range(self.new_tokens - 1):
-                tick = time.perf_counter()
-                token = self._decode(token[:, None], self._start(position)).argmax(-1)
-                self._sync()
-                tokens.append(token.cpu())
-                decode_s.append(time.perf_counter() - tick)
-                position += 1
-        self.requests.append({"ttft_s": first, "tpot_s": decode_s})
-        return torch.stack(tokens, dim=1)
+    def _read(self, token: torch.Tensor) -> torch.Tensor:
+        self._sync()
+        return token.cpu()
 
+    def generate(self) -> torch.Tensor:
+        """One request (``backends.greedy``): the generated tokens [batch, new_tokens]; its TTFT and TPOTs appended
+        to ``requests``."""
+        with torch.inference_mode(), self._autocast:
+            tokens, record = timed_request(
+                lambda: self._prefill(self.prompt, self._start(0)).argmax(-1),
+                lambda token, position: self._decode(token[:, None], self._start(position)).argmax(-1),
+                self._read, self.prompt.shape[1], self.new_tokens)
+        self.requests.append(record)
+        return torch.stack(tokens, dim=1)
 
 
 def make_generator(spec: DecoderSpec, case: Any, device: torch.device, autocast_dtype: torch.dtype | None,
